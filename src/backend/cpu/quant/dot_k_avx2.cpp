@@ -1,0 +1,180 @@
+// AVX2 products of the K super-block types (Q2_K..Q6_K) with Q8_K acts.
+//
+// Each weight super-block is unpacked once per tile into KUnpacked (256 unsigned levels,
+// int16 scale vectors, int16 mins; see blocks.h), then dotted with every act row of the
+// tile by one core shared by all K types:
+//   sumi(8 × i32) = Σ_c madd(maddubs(q[c], a[c]), sv[c])        exact integers
+//   mn(8 × i32)   = madd(bsums, mins16)
+//   acc  = fma(d_a*d,    float(sumi [- mn if symmetric]), acc)
+//   accm = fma(d_a*dmin, float(mn), accm)                        (affine types only)
+//   result = hsum(acc) - hsum(accm)
+// Ranges: levels <= 63 and |a| <= 127 keep maddubs below 2^15; |scales| <= 127.
+#include "backend/cpu/quant/internal.h"
+#include "backend/cpu/quant/simd_avx2.h"
+
+namespace shimmy::quant {
+namespace {
+
+using namespace avx2;
+using gguf::TensorType;
+
+void store(uint8_t* p, __m256i v) {
+  _mm256_store_si256(reinterpret_cast<__m256i*>(p), v);
+}
+
+// Scale vectors from sc16: chunk c of 32 values uses sc16[2c] (lanes 0..7), sc16[2c+1].
+void fill_sv(KUnpacked* u) {
+  for (int c = 0; c < 8; ++c) {
+    const __m256i v =
+        _mm256_set_m128i(_mm_set1_epi16(u->sc16[2 * c + 1]), _mm_set1_epi16(u->sc16[2 * c]));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(u->sv[c]), v);
+  }
+}
+
+__m256i bits_at(__m256i x, int shift, int mask) {
+  return _mm256_and_si256(_mm256_srl_epi16(x, _mm_cvtsi32_si128(shift)),
+                          _mm256_set1_epi8(char(mask)));
+}
+
+void unpack_q2(const BlockQ2_K* b, KUnpacked* u) {
+  k_scales_q2(b, u);
+  for (int h = 0; h < 2; ++h) {
+    const __m256i x = loadu(b->qs + 32 * h);
+    for (int j = 0; j < 4; ++j) store(u->q + 128 * h + 32 * j, bits_at(x, 2 * j, 3));
+  }
+  fill_sv(u);
+}
+
+void unpack_q3(const BlockQ3_K* b, KUnpacked* u) {
+  k_scales_q3(b, u);
+  const __m256i hm = loadu(b->hmask);
+  for (int h = 0; h < 2; ++h) {
+    const __m256i x = loadu(b->qs + 32 * h);
+    for (int j = 0; j < 4; ++j) {
+      const __m256i hi = _mm256_slli_epi16(bits_at(hm, 4 * h + j, 1), 2);
+      store(u->q + 128 * h + 32 * j, _mm256_or_si256(bits_at(x, 2 * j, 3), hi));
+    }
+  }
+  fill_sv(u);
+}
+
+void unpack_q4(const BlockQ4_K* b, KUnpacked* u) {
+  k_scales_q45(b->d, b->dmin, b->scales, u);
+  for (int j = 0; j < 4; ++j) {
+    const __m256i x = loadu(b->qs + 32 * j);
+    store(u->q + 64 * j, bits_at(x, 0, 0xF));
+    store(u->q + 64 * j + 32, bits_at(x, 4, 0xF));
+  }
+  fill_sv(u);
+}
+
+void unpack_q5(const BlockQ5_K* b, KUnpacked* u) {
+  k_scales_q45(b->d, b->dmin, b->scales, u);
+  const __m256i qh = loadu(b->qh);
+  for (int j = 0; j < 4; ++j) {
+    const __m256i x = loadu(b->qs + 32 * j);
+    const __m256i h0 = _mm256_slli_epi16(bits_at(qh, 2 * j, 1), 4);
+    const __m256i h1 = _mm256_slli_epi16(bits_at(qh, 2 * j + 1, 1), 4);
+    store(u->q + 64 * j, _mm256_or_si256(bits_at(x, 0, 0xF), h0));
+    store(u->q + 64 * j + 32, _mm256_or_si256(bits_at(x, 4, 0xF), h1));
+  }
+  fill_sv(u);
+}
+
+void unpack_q6(const BlockQ6_K* b, KUnpacked* u) {
+  k_scales_q6(b, u);
+  for (int h = 0; h < 2; ++h) {
+    const __m256i l0 = loadu(b->ql + 64 * h), l1 = loadu(b->ql + 64 * h + 32);
+    const __m256i qh = loadu(b->qh + 32 * h);
+    const __m256i lo[4] = {bits_at(l0, 0, 0xF), bits_at(l1, 0, 0xF), bits_at(l0, 4, 0xF),
+                           bits_at(l1, 4, 0xF)};
+    for (int k = 0; k < 4; ++k) {
+      const __m256i hi = _mm256_slli_epi16(bits_at(qh, 2 * k, 3), 4);
+      store(u->q + 128 * h + 32 * k, _mm256_or_si256(lo[k], hi));
+    }
+  }
+  fill_sv(u);
+}
+
+template <bool kSym>
+inline void kdot(const KUnpacked& u, const BlockQ8_K* y, __m256& acc, __m256& accm) {
+  __m256i sumi = _mm256_setzero_si256();
+  for (int c = 0; c < 8; ++c) {
+    const __m256i p = _mm256_maddubs_epi16(
+        _mm256_load_si256(reinterpret_cast<const __m256i*>(u.q + 32 * c)), loadu(y->qs + 32 * c));
+    sumi = _mm256_add_epi32(
+        sumi, _mm256_madd_epi16(p, _mm256_load_si256(reinterpret_cast<const __m256i*>(u.sv[c]))));
+  }
+  const __m256i mn = _mm256_madd_epi16(loadu(y->bsums), loadu(u.mins16));
+  if constexpr (kSym) {
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(y->d * u.d),
+                          _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi, mn)), acc);
+  } else {
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(y->d * u.d), _mm256_cvtepi32_ps(sumi), acc);
+    accm = _mm256_fmadd_ps(_mm256_set1_ps(y->d * u.dmin), _mm256_cvtepi32_ps(mn), accm);
+  }
+}
+
+template <class B, void (*Unpack)(const B*, KUnpacked*), bool kSym>
+struct KDot {
+  template <int NA, int NW>
+  static void run(int64_t n, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* out,
+                  int64_t ldo) {
+    __m256 acc[NA][NW], accm[NA][NW];
+    for (int i = 0; i < NA; ++i)
+      for (int j = 0; j < NW; ++j) acc[i][j] = accm[i][j] = _mm256_setzero_ps();
+    KUnpacked u[NW];
+    for (int64_t b = 0; b < n / 256; ++b) {
+      for (int j = 0; j < NW; ++j) Unpack(reinterpret_cast<const B*>(w + j * ws) + b, &u[j]);
+      for (int i = 0; i < NA; ++i) {
+        const BlockQ8_K* y = reinterpret_cast<const BlockQ8_K*>(a + i * as) + b;
+        for (int j = 0; j < NW; ++j) kdot<kSym>(u[j], y, acc[i][j], accm[i][j]);
+      }
+    }
+    for (int i = 0; i < NA; ++i)
+      for (int j = 0; j < NW; ++j) out[i * ldo + j] = hsum(acc[i][j]) - hsum(accm[i][j]);
+  }
+};
+
+}  // namespace
+
+DotFns avx2_dot_fns_k(TensorType t) {
+  switch (t) {
+    case TensorType::Q2_K:
+      return make_dot_fns<KDot<BlockQ2_K, unpack_q2, false>>();
+    case TensorType::Q3_K:
+      return make_dot_fns<KDot<BlockQ3_K, unpack_q3, true>>();
+    case TensorType::Q4_K:
+      return make_dot_fns<KDot<BlockQ4_K, unpack_q4, false>>();
+    case TensorType::Q5_K:
+      return make_dot_fns<KDot<BlockQ5_K, unpack_q5, false>>();
+    case TensorType::Q6_K:
+      return make_dot_fns<KDot<BlockQ6_K, unpack_q6, true>>();
+    default:
+      return {};
+  }
+}
+
+bool unpack_k_avx2(TensorType t, const void* block, KUnpacked* u) {
+  switch (t) {
+    case TensorType::Q2_K:
+      unpack_q2(static_cast<const BlockQ2_K*>(block), u);
+      return true;
+    case TensorType::Q3_K:
+      unpack_q3(static_cast<const BlockQ3_K*>(block), u);
+      return true;
+    case TensorType::Q4_K:
+      unpack_q4(static_cast<const BlockQ4_K*>(block), u);
+      return true;
+    case TensorType::Q5_K:
+      unpack_q5(static_cast<const BlockQ5_K*>(block), u);
+      return true;
+    case TensorType::Q6_K:
+      unpack_q6(static_cast<const BlockQ6_K*>(block), u);
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace shimmy::quant
