@@ -22,54 +22,88 @@ void store(uint8_t* p, __m256i v) {
   _mm256_store_si256(reinterpret_cast<__m256i*>(p), v);
 }
 
-// Scale vectors from sc16: chunk c of 32 values uses sc16[2c] (lanes 0..7), sc16[2c+1].
-void fill_sv(KUnpacked* u) {
-  for (int c = 0; c < 8; ++c) {
-    const __m256i v =
-        _mm256_set_m128i(_mm_set1_epi16(u->sc16[2 * c + 1]), _mm_set1_epi16(u->sc16[2 * c]));
-    _mm256_store_si256(reinterpret_cast<__m256i*>(u->sv[c]), v);
-  }
-}
-
 __m256i bits_at(__m256i x, int shift, int mask) {
   return _mm256_and_si256(_mm256_srl_epi16(x, _mm_cvtsi32_si128(shift)),
                           _mm256_set1_epi8(char(mask)));
 }
 
-void unpack_q2(const BlockQ2_K* b, KUnpacked* u) {
-  k_scales_q2(b, u);
-  for (int h = 0; h < 2; ++h) {
-    const __m256i x = loadu(b->qs + 32 * h);
-    for (int j = 0; j < 4; ++j) store(u->q + 128 * h + 32 * j, bits_at(x, 2 * j, 3));
+// Stores sc16 and mins16 (16 signed bytes each, one per 16 values, widened to int16) and
+// the scale vectors: sv[c] = dword c of sc16 (the pair sc16[2c], sc16[2c+1]) broadcast,
+// then each 128-bit lane keeps its own half of the pair.
+void put_scales(KUnpacked* u, __m128i s8, __m256i mins16) {
+  const __m256i sc16 = _mm256_cvtepi8_epi16(s8);
+  store(reinterpret_cast<uint8_t*>(u->sc16), sc16);
+  store(reinterpret_cast<uint8_t*>(u->mins16), mins16);
+  const __m256i halves = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,  //
+                                          2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+  for (int c = 0; c < 8; ++c) {
+    const __m256i pair = _mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(c));
+    store(reinterpret_cast<uint8_t*>(u->sv[c]), _mm256_shuffle_epi8(pair, halves));
   }
-  fill_sv(u);
+}
+
+// Q4_K / Q5_K: 8 six-bit scales and 8 mins from 12 bytes (4 at a time in u32 lanes),
+// each duplicated so there is one per 16 values.
+void put_scales_k4(const uint8_t* scales, KUnpacked* u) {
+  uint32_t a[3];
+  std::memcpy(a, scales, 12);
+  const uint32_t lo6 = 0x3f3f3f3fu, lo4 = 0x0f0f0f0fu, lo2 = 0x03030303u;
+  const uint32_t sc[2] = {a[0] & lo6, (a[2] & lo4) | (((a[0] >> 6) & lo2) << 4)};
+  const uint32_t mn[2] = {a[1] & lo6, ((a[2] >> 4) & lo4) | (((a[1] >> 6) & lo2) << 4)};
+  const __m128i s = _mm_set_epi32(0, 0, int(sc[1]), int(sc[0]));
+  const __m128i m = _mm_set_epi32(0, 0, int(mn[1]), int(mn[0]));
+  put_scales(u, _mm_unpacklo_epi8(s, s), _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m)));
+}
+
+void unpack_q2(const BlockQ2_K* b, KUnpacked* u) {
+  const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales));
+  const __m128i lo4 = _mm_set1_epi8(0x0F);
+  put_scales(u, _mm_and_si128(x, lo4),
+             _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(x, 4), lo4)));
+  u->d = h2f(b->d);
+  u->dmin = h2f(b->dmin);
+  for (int h = 0; h < 2; ++h) {
+    const __m256i q = loadu(b->qs + 32 * h);
+    for (int j = 0; j < 4; ++j) store(u->q + 128 * h + 32 * j, bits_at(q, 2 * j, 3));
+  }
 }
 
 void unpack_q3(const BlockQ3_K* b, KUnpacked* u) {
-  k_scales_q3(b, u);
+  uint32_t a[3];
+  std::memcpy(a, b->scales, 12);
+  const uint32_t lo4 = 0x0f0f0f0fu, lo2 = 0x03030303u;
+  const __m128i s = _mm_setr_epi32(int((a[0] & lo4) | ((a[2] & lo2) << 4)),
+                                   int((a[1] & lo4) | (((a[2] >> 2) & lo2) << 4)),
+                                   int(((a[0] >> 4) & lo4) | (((a[2] >> 4) & lo2) << 4)),
+                                   int(((a[1] >> 4) & lo4) | (((a[2] >> 6) & lo2) << 4)));
+  const __m128i s8 = _mm_sub_epi8(s, _mm_set1_epi8(32));
+  put_scales(u, s8, _mm256_slli_epi16(_mm256_cvtepi8_epi16(s8), 2));  // mins = 4 * sc
+  u->d = u->dmin = h2f(b->d);
   const __m256i hm = loadu(b->hmask);
   for (int h = 0; h < 2; ++h) {
-    const __m256i x = loadu(b->qs + 32 * h);
+    const __m256i q = loadu(b->qs + 32 * h);
     for (int j = 0; j < 4; ++j) {
       const __m256i hi = _mm256_slli_epi16(bits_at(hm, 4 * h + j, 1), 2);
-      store(u->q + 128 * h + 32 * j, _mm256_or_si256(bits_at(x, 2 * j, 3), hi));
+      store(u->q + 128 * h + 32 * j, _mm256_or_si256(bits_at(q, 2 * j, 3), hi));
     }
   }
-  fill_sv(u);
 }
 
 void unpack_q4(const BlockQ4_K* b, KUnpacked* u) {
-  k_scales_q45(b->d, b->dmin, b->scales, u);
+  put_scales_k4(b->scales, u);
+  u->d = h2f(b->d);
+  u->dmin = h2f(b->dmin);
   for (int j = 0; j < 4; ++j) {
     const __m256i x = loadu(b->qs + 32 * j);
     store(u->q + 64 * j, bits_at(x, 0, 0xF));
     store(u->q + 64 * j + 32, bits_at(x, 4, 0xF));
   }
-  fill_sv(u);
 }
 
 void unpack_q5(const BlockQ5_K* b, KUnpacked* u) {
-  k_scales_q45(b->d, b->dmin, b->scales, u);
+  put_scales_k4(b->scales, u);
+  u->d = h2f(b->d);
+  u->dmin = h2f(b->dmin);
   const __m256i qh = loadu(b->qh);
   for (int j = 0; j < 4; ++j) {
     const __m256i x = loadu(b->qs + 32 * j);
@@ -78,11 +112,12 @@ void unpack_q5(const BlockQ5_K* b, KUnpacked* u) {
     store(u->q + 64 * j, _mm256_or_si256(bits_at(x, 0, 0xF), h0));
     store(u->q + 64 * j + 32, _mm256_or_si256(bits_at(x, 4, 0xF), h1));
   }
-  fill_sv(u);
 }
 
 void unpack_q6(const BlockQ6_K* b, KUnpacked* u) {
-  k_scales_q6(b, u);
+  const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales));
+  put_scales(u, s8, _mm256_slli_epi16(_mm256_cvtepi8_epi16(s8), 5));  // mins = 32 * sc
+  u->d = u->dmin = h2f(b->d);
   for (int h = 0; h < 2; ++h) {
     const __m256i l0 = loadu(b->ql + 64 * h), l1 = loadu(b->ql + 64 * h + 32);
     const __m256i qh = loadu(b->qh + 32 * h);
@@ -93,7 +128,6 @@ void unpack_q6(const BlockQ6_K* b, KUnpacked* u) {
       store(u->q + 128 * h + 32 * k, _mm256_or_si256(lo[k], hi));
     }
   }
-  fill_sv(u);
 }
 
 template <bool kSym>
