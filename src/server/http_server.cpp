@@ -118,15 +118,19 @@ void HttpServer::Impl::install() {
   httplib::Server::HandlerWithResponse on_error = [this](const httplib::Request& req,
                                                          httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    if (res.status == 404) {
+    // httplib answers 404 for a known path under another method, or 400 when that
+    // method (PUT, PATCH) has no routes at all and the body framing is missing.
+    if (res.status == 404 || res.status == 400) {
       std::string allow = routes.allowed(req.path);
-      if (!allow.empty()) {
+      if (!allow.empty() && allow.find(req.method) == std::string::npos) {
         res.set_header("Allow", allow);
         openai_error(
             res, 405, "method_not_allowed",
             "method " + req.method + " is not allowed on " + req.path + "; expected " + allow);
-      } else {
+      } else if (res.status == 404) {
         openai_error(res, 404, "not_found_error", "no route " + req.method + " " + req.path);
+      } else {
+        openai_error(res, 400, "invalid_request_error", "request failed: bad request");
       }
     } else {
       openai_error(res, res.status, "invalid_request_error",

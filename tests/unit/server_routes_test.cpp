@@ -154,6 +154,10 @@ TEST_F(ServerTest, WrongMethodIs405Json) {
   auto d = cli_->Delete("/api/tags");
   ASSERT_TRUE(d);
   EXPECT_EQ(d->status, 405);
+  auto put = cli_->Put("/v1/models");  // no PUT routes at all, no body
+  ASSERT_TRUE(put);
+  EXPECT_EQ(put->status, 405);
+  expect_openai_error(json::parse(put->body, nullptr, false), 405, "method_not_allowed");
 }
 
 TEST_F(ServerTest, MalformedJsonBodyIs400) {
