@@ -146,8 +146,11 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, const DecodeOptio
     bool special = (a & (kAttrControl | kAttrUserDefined | kAttrUnknown)) != 0;
     if (!(opt.skip_special && (a & (kAttrControl | kAttrUnknown)))) {
       std::string piece = token_to_piece(id);
-      if (opt.strip_space_prefix && at_start && !special && v.kind == Kind::SentencePiece &&
-          v.add_space_prefix && !piece.empty() && piece[0] == ' ' && (a & kAttrNormal)) {
+      // WordPiece marks every word start with "▁": the first word's space goes too.
+      bool prefixed =
+          (v.kind == Kind::SentencePiece && v.add_space_prefix) || v.kind == Kind::WordPiece;
+      if (opt.strip_space_prefix && at_start && !special && prefixed && !piece.empty() &&
+          piece[0] == ' ' && (a & kAttrNormal)) {
         piece.erase(0, 1);
       }
       out += piece;

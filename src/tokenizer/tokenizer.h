@@ -76,6 +76,7 @@ struct DecodeOptions {
   // SentencePiece: drop the one space that encode() prefixed, i.e. the leading space of a
   // normal token that starts the sequence or follows a special token. Makes
   // decode(encode(x)) == x; a StreamDecoder never strips (generated text keeps its spaces).
+  // WordPiece: the space of the first word's "▁" mark.
   bool strip_space_prefix = true;
 };
 
