@@ -23,6 +23,29 @@ bool ends_with(std::string_view s, std::string_view suffix) {
 
 using Pred = std::function<bool(const ModelEntry&)>;
 
+// Does `tag` occur in `stem` as a whole token (delimited by non-alphanumerics)?
+// "Q4_K_M" in "llama-3.2-1b-instruct-q4_k_m" yes; "Q4_K" in "...-q4_k_m" no. Both lowered.
+bool has_token(const std::string& stem, const std::string& tag) {
+  auto alnum = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
+  for (size_t pos = stem.find(tag); pos != std::string::npos; pos = stem.find(tag, pos + 1)) {
+    size_t end = pos + tag.size();
+    bool left = pos == 0 || !alnum(stem[pos - 1]);
+    bool right = end == stem.size() || (!alnum(stem[end]) && stem[end] != '_');
+    if (left && right) return true;
+  }
+  return false;
+}
+
+// "hf.co/ORG/REPO:TAG" or "huggingface.co/..." -> "ORG/REPO:TAG" (llama.cpp's -hf and
+// Ollama's hf.co names); anything else unchanged.
+std::string strip_hf_host(const std::string& q) {
+  for (const char* host : {"hf.co/", "huggingface.co/", "https://huggingface.co/"}) {
+    std::string h = host;
+    if (q.rfind(h, 0) == 0) return q.substr(h.size());
+  }
+  return q;
+}
+
 std::vector<const ModelEntry*> matching(const std::vector<ModelEntry>& models, const Pred& p) {
   std::vector<const ModelEntry*> out;
   for (const auto& m : models) {
@@ -56,10 +79,20 @@ Result<ModelEntry> resolve(std::string_view query, const std::vector<ModelEntry>
                                : q.find(':') == std::string::npos ? q + ":latest"
                                                                   : "";
   std::string lq = lower(q);
+  // "ORG/REPO:TAG" where TAG names a quantization inside a file of that repo.
+  std::string hf = strip_hf_host(q);
+  size_t colon = hf.rfind(':');
+  std::string repo_prefix = colon == std::string::npos ? "" : lower(hf.substr(0, colon + 1));
+  std::string quant_tag = colon == std::string::npos ? "" : lower(hf.substr(colon + 1));
   const Pred rules[] = {
-      [&](const ModelEntry& m) { return m.name == q; },
+      [&](const ModelEntry& m) { return m.name == q || m.name == hf; },
       [&](const ModelEntry& m) { return !latest_toggled.empty() && m.name == latest_toggled; },
       [&](const ModelEntry& m) { return !m.stem.empty() && m.stem == without_ext; },
+      [&](const ModelEntry& m) {
+        return !quant_tag.empty() && repo_prefix.find('/') != std::string::npos &&
+               (m.source == Source::HuggingFace || m.source == Source::LmStudio) &&
+               lower(m.name).rfind(repo_prefix, 0) == 0 && has_token(lower(m.stem), quant_tag);
+      },
       [&](const ModelEntry& m) { return lower(m.name).rfind(lq, 0) == 0; },
   };
   for (const auto& rule : rules) {

@@ -4,10 +4,13 @@
 // Name resolution order (first rule with a match wins; a rule matching several models is
 // an error that lists them):
 //   1. an existing file path (absolute or relative), checked for the GGUF magic;
-//   2. the exact name;
+//   2. the exact name (also with a leading "hf.co/" removed);
 //   3. the name with ":latest" added or removed ("llama3" <-> "llama3:latest");
 //   4. the file stem (shard suffix removed), also after a ".gguf" extension is stripped;
-//   5. a unique case-insensitive prefix of a name.
+//   5. "ORG/REPO:QUANT" (optionally "hf.co/..."), as llama.cpp's -hf and Ollama's hf.co
+//      names are written: a Hugging Face or LM Studio file of that repo whose stem holds
+//      QUANT as a whole token ("org/repo:Q4_K_M" -> "org/repo:repo-q4_k_m");
+//   6. a unique case-insensitive prefix of a name.
 #pragma once
 
 #include <chrono>

@@ -61,6 +61,22 @@ TEST(StoreResolve, UniquePrefixCaseInsensitive) {
   EXPECT_EQ(r2->name, "TheOrg/Tiny-GGUF:tiny-Q8_0");
 }
 
+TEST(StoreResolve, HuggingFaceRepoAndQuantTag) {
+  auto models = catalog();
+  models.push_back(entry("bart/Llama-3.2-1B-GGUF:Llama-3.2-1B-Instruct-Q4_K_M",
+                         "Llama-3.2-1B-Instruct-Q4_K_M", Source::HuggingFace));
+  models.push_back(entry("bart/Llama-3.2-1B-GGUF:Llama-3.2-1B-Instruct-Q4_K_S",
+                         "Llama-3.2-1B-Instruct-Q4_K_S", Source::HuggingFace));
+  for (const char* q : {"bart/Llama-3.2-1B-GGUF:Q4_K_M", "hf.co/bart/Llama-3.2-1B-GGUF:q4_k_m",
+                        "hf.co/bart/Llama-3.2-1B-GGUF:Llama-3.2-1B-Instruct-Q4_K_M"}) {
+    auto r = resolve(q, models, {});
+    ASSERT_TRUE(r) << q << ": " << r.error().message;
+    EXPECT_EQ(r->name, "bart/Llama-3.2-1B-GGUF:Llama-3.2-1B-Instruct-Q4_K_M") << q;
+  }
+  // "Q4_K" is not a whole token of either file; it falls through to prefix matching
+  EXPECT_FALSE(resolve("bart/Llama-3.2-1B-GGUF:Q4_K", models, {}));
+}
+
 TEST(StoreResolve, AmbiguousListsCandidates) {
   auto r = resolve("TheOrg/Tiny", catalog(), {});
   ASSERT_FALSE(r);
