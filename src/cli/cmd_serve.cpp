@@ -2,6 +2,8 @@
 // SIGINT/SIGTERM. Start-up does no model loading and reads only 4 bytes per model file,
 // so it reaches "listening" in milliseconds (docs/SERVER.md has the measurement).
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,9 +40,11 @@ int cmd_serve(int argc, char** argv) {
   }
 
   // Before any thread exists: worker threads inherit the blocked signal mask.
-  server::HttpServer* running = nullptr;
-  server::SignalWatcher signals([&running](int) {
-    if (running) running->stop();
+  // Set once the server is bound; the signal watcher thread reads it.
+  std::atomic<server::HttpServer*> running{nullptr};
+  std::optional<server::SignalWatcher> signals;
+  signals.emplace([&running](int) {
+    if (auto* srv = running.load()) srv->stop();
   });
 
   store::StoreConfig cfg = store::StoreConfig::from_environment();
@@ -69,9 +73,10 @@ int cmd_serve(int argc, char** argv) {
   running = &srv;
   log::info("listening on http://" + srv.host() + ":" + std::to_string(srv.port()) + " (" +
             std::to_string(models.size()) + " model" + (models.size() == 1 ? "" : "s") + ")");
-  if (signals.received()) srv.stop();  // a signal that came before `running` was set
+  if (signals->received()) srv.stop();  // a signal that came before `running` was set
   Status s = srv.run();
   running = nullptr;
+  signals.reset();  // joins the watcher, which may still be inside srv.stop()
   if (!s) {
     log::error(s.message());
     return 1;
