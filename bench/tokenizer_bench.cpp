@@ -1,6 +1,7 @@
 // Tokenizer speed: 1 MB of mixed English, code and non-Latin text through the Llama-3
 // vocabulary (target: < 0.5 s), and 100 KB runs of one character (spaces, one letter,
-// newlines, digits) that must stay linear. Also the SentencePiece and Qwen2 vocabularies.
+// newlines, digits) that must stay linear (the 1 MB runs show the scaling). Also the SentencePiece
+// and Qwen2 vocabularies.
 //
 // Usage: tokenizer_bench [VOCAB_DIR]   (default: ../shared/vocab, or the build's SHIMMY_SHARED_DIR)
 // Prints one line per case: MB/s, tokens/s and ms (best of 3).
@@ -104,6 +105,8 @@ int main(int argc, char** argv) {
   const std::string mixed = mixed_text(1 << 20);
   const std::string spaces(100000, ' '), letters(100000, 'a'), newlines(100000, '\n'),
       digits(100000, '7');
+  // Ten times longer: linear code takes ten times as long.
+  const std::string spaces10(1000000, ' '), letters10(1000000, 'a');
   for (const char* name : {"llama-bpe", "qwen2", "llama-spm"}) {
     double load_ms = 0;
     auto tok = load(dir + "/ggml-vocab-" + name + ".gguf", &load_ms);
@@ -114,6 +117,8 @@ int main(int argc, char** argv) {
     bench(name, *tok, "100 KB one letter", letters);
     bench(name, *tok, "100 KB newlines", newlines);
     bench(name, *tok, "100 KB one digit", digits);
+    bench(name, *tok, "1 MB spaces", spaces10);
+    bench(name, *tok, "1 MB one letter", letters10);
   }
   return 0;
 }

@@ -50,6 +50,10 @@ struct Tokenizer::Impl {
   std::string pre_name;
   std::unique_ptr<PreTokenizer> pre;  // BPE only
   bool ignore_merges = false;         // BPE: a word that is a whole token is not merged
+  // SentencePiece: every "▁" in every token is part of the token's leading run, so no token
+  // can span the boundary in front of a "▁" that follows another character: the text can
+  // be cut there into words that merge independently (and are cached).
+  bool spm_split_words = false;
 
   std::vector<TokenData> tokens;
   TextMap text_to_id;  // the last id wins for duplicate strings
@@ -89,12 +93,15 @@ struct Fragment {
 std::vector<Fragment> partition_special(const Tokenizer::Impl& v, std::string_view text,
                                         bool parse_special);
 
+// Words seen during one encode() call → their ids (a per-call cache, so encode() needs no
+// lock). Used by BPE and SentencePiece.
+using WordCache =
+    std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>>;
+
 // The three algorithms; each appends the ids of one text fragment to `out`.
-void spm_encode(const Tokenizer::Impl& v, std::string_view text, std::vector<int32_t>& out);
-// BPE words seen during one encode() call → their ids (a per-call cache, so encode() needs
-// no lock).
-using BpeCache = std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>>;
-void bpe_encode(const Tokenizer::Impl& v, std::string_view text, BpeCache& cache,
+void spm_encode(const Tokenizer::Impl& v, std::string_view text, WordCache& cache,
+                std::vector<int32_t>& out);
+void bpe_encode(const Tokenizer::Impl& v, std::string_view text, WordCache& cache,
                 std::vector<int32_t>& out);
 void wpm_encode(const Tokenizer::Impl& v, std::string_view text, std::vector<int32_t>& out);
 

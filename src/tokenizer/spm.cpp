@@ -6,6 +6,11 @@
 // leftmost first); the best pair merges, and its new neighbours are queued. A heap entry
 // is stale once either side has changed size. Symbols that are not tokens at the end fall
 // back to one <0xNN> token per byte. O(n log n) in the text length.
+//
+// When the vocabulary allows it (Impl::spm_split_words: true for Llama, Phi-3, Baichuan),
+// the text is first cut in front of each "▁" that follows another character; no token can
+// span such a cut, so the words merge independently with the same result, and repeated
+// words come from a per-call cache.
 #include <queue>
 
 #include "tokenizer/impl.h"
@@ -34,7 +39,9 @@ struct Worse {
 
 }  // namespace
 
-void spm_encode(const Tokenizer::Impl& v, std::string_view text, std::vector<int32_t>& out) {
+namespace {
+
+void merge_word(const Tokenizer::Impl& v, std::string_view text, std::vector<int32_t>& out) {
   if (text.empty()) return;
   std::vector<Symbol> sym;
   sym.reserve(text.size());
@@ -83,6 +90,40 @@ void spm_encode(const Tokenizer::Impl& v, std::string_view text, std::vector<int
       if (b < 0) b = v.unk;
       if (b >= 0) out.push_back(b);
     }
+  }
+}
+
+constexpr size_t kMaxCachedWord = 256;
+
+}  // namespace
+
+void spm_encode(const Tokenizer::Impl& v, std::string_view text, WordCache& cache,
+                std::vector<int32_t>& out) {
+  if (!v.spm_split_words) {
+    merge_word(v, text, out);
+    return;
+  }
+  // Cut in front of each "▁" that follows another character (see Impl::spm_split_words).
+  const std::string_view mark = "\xE2\x96\x81";
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t pos = start;
+    while (text.substr(pos, 3) == mark) pos += 3;  // the word's own leading run
+    size_t end = text.find(mark, pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view word = text.substr(start, end - start);
+    if (word.size() > kMaxCachedWord) {
+      merge_word(v, word, out);
+    } else {
+      auto it = cache.find(word);
+      if (it == cache.end()) {
+        std::vector<int32_t> ids;
+        merge_word(v, word, ids);
+        it = cache.emplace(std::string(word), std::move(ids)).first;
+      }
+      out.insert(out.end(), it->second.begin(), it->second.end());
+    }
+    start = end;
   }
 }
 

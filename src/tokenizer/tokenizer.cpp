@@ -69,7 +69,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, const EncodeOption
 
   if (add_first) out.push_back(first);
   std::vector<Fragment> frags = partition_special(v, text, opt.parse_special);
-  BpeCache cache;
+  WordCache cache;
   bool prev_special = true;  // SentencePiece: the first fragment gets the space prefix
   for (const Fragment& f : frags) {
     if (f.token >= 0) {
@@ -80,7 +80,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, const EncodeOption
     std::string_view piece = text.substr(f.offset, f.length);
     switch (v.kind) {
       case Kind::SentencePiece:
-        spm_encode(v, escape_spaces(piece, v.add_space_prefix && prev_special), out);
+        spm_encode(v, escape_spaces(piece, v.add_space_prefix && prev_special), cache, out);
         break;
       case Kind::BytePairEncoding:
         bpe_encode(v, piece, cache, out);

@@ -93,6 +93,17 @@ void set_id(int32_t& dst, int64_t src, size_t n, const char* what) {
   dst = int32_t(src);
 }
 
+// True when "▁" occurs in tokens only as a leading run ("▁▁the" yes, "a▁b" or "a▁" no).
+bool spaces_only_lead(const Tokenizer::Impl& v) {
+  const std::string_view mark = "\xE2\x96\x81";
+  for (const TokenData& t : v.tokens) {
+    std::string_view s = t.text;
+    while (s.substr(0, 3) == mark) s.remove_prefix(3);
+    if (s.find(mark) != std::string_view::npos) return false;
+  }
+  return true;
+}
+
 void build_special_index(Tokenizer::Impl& v) {
   for (size_t id = 0; id < v.tokens.size(); ++id) {
     const TokenData& t = v.tokens[id];
@@ -230,6 +241,7 @@ Result<std::unique_ptr<Tokenizer::Impl>> build_impl(VocabSpec spec) {
     if (Status s = load_merges(*v, spec.merges); !s) return s.error();
   } else {
     v->pre_name = v->kind == Kind::SentencePiece ? "sentencepiece" : "wordpiece";
+    v->spm_split_words = v->kind == Kind::SentencePiece && spaces_only_lead(*v);
     for (int b = 0; b < 256; ++b) {
       char hex[8];
       std::snprintf(hex, sizeof hex, "<0x%02X>", b);
