@@ -18,19 +18,27 @@ nlohmann::json opt(const std::optional<T>& v) {
 
 std::string human_bytes(uint64_t b) {
   char buf[32];
-  if (b >= (1ull << 30)) std::snprintf(buf, sizeof buf, "%.2f GiB", b / 1073741824.0);
-  else if (b >= (1ull << 20)) std::snprintf(buf, sizeof buf, "%.2f MiB", b / 1048576.0);
-  else if (b >= 1024) std::snprintf(buf, sizeof buf, "%.1f KiB", b / 1024.0);
-  else std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(b));
+  if (b >= (1ull << 30))
+    std::snprintf(buf, sizeof buf, "%.2f GiB", b / 1073741824.0);
+  else if (b >= (1ull << 20))
+    std::snprintf(buf, sizeof buf, "%.2f MiB", b / 1048576.0);
+  else if (b >= 1024)
+    std::snprintf(buf, sizeof buf, "%.1f KiB", b / 1024.0);
+  else
+    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(b));
   return buf;
 }
 
 std::string human_count(uint64_t n) {
   char buf[32];
-  if (n >= 1000000000) std::snprintf(buf, sizeof buf, "%.2fB", n / 1e9);
-  else if (n >= 1000000) std::snprintf(buf, sizeof buf, "%.2fM", n / 1e6);
-  else if (n >= 1000) std::snprintf(buf, sizeof buf, "%.1fK", n / 1e3);
-  else std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(n));
+  if (n >= 1000000000)
+    std::snprintf(buf, sizeof buf, "%.2fB", n / 1e9);
+  else if (n >= 1000000)
+    std::snprintf(buf, sizeof buf, "%.2fM", n / 1e6);
+  else if (n >= 1000)
+    std::snprintf(buf, sizeof buf, "%.1fK", n / 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(n));
   return buf;
 }
 
@@ -43,7 +51,8 @@ nlohmann::json to_json(const gguf::Summary& s, const std::string& path) {
   j["architecture"] = s.architecture;
   j["name"] = s.name;
   j["parameters"] = s.parameters;
-  j["file_type"] = s.file_type ? nlohmann::json(s.file_type_name) : nlohmann::json(nullptr);
+  j["file_type"] =
+      s.file_type_name.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.file_type_name);
   j["context_length"] = opt(s.context_length);
   j["embedding_length"] = opt(s.embedding_length);
   j["block_count"] = opt(s.block_count);
@@ -56,12 +65,12 @@ nlohmann::json to_json(const gguf::Summary& s, const std::string& path) {
                                                             : nlohmann::json(s.rope_scaling_type)},
                {"scaling_factor", opt(s.rope_scaling_factor)}};
   j["rms_epsilon"] = opt(s.rms_epsilon);
-  j["tokenizer"] = {{"model", s.tokenizer_model},
-                    {"pre", s.tokenizer_pre.empty() ? nlohmann::json(nullptr)
-                                                    : nlohmann::json(s.tokenizer_pre)},
-                    {"vocab_size", s.vocab_size},
-                    {"bos_token_id", opt(s.bos_id)},
-                    {"eos_token_id", opt(s.eos_id)}};
+  j["tokenizer"] = {
+      {"model", s.tokenizer_model},
+      {"pre", s.tokenizer_pre.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.tokenizer_pre)},
+      {"vocab_size", s.vocab_size},
+      {"bos_token_id", opt(s.bos_id)},
+      {"eos_token_id", opt(s.eos_id)}};
   j["has_chat_template"] = s.has_chat_template;
   j["tensor_count"] = s.tensor_count;
   nlohmann::json types = nlohmann::json::object();
@@ -90,7 +99,8 @@ void print_text(const gguf::Summary& s, const std::string& path) {
   if (!s.name.empty()) std::printf("  name              %s\n", s.name.c_str());
   std::printf("  parameters        %s (%llu)\n", human_count(s.parameters).c_str(),
               static_cast<unsigned long long>(s.parameters));
-  std::printf("  file type         %s\n", s.file_type ? s.file_type_name.c_str() : "-");
+  std::printf("  file type         %s\n",
+              s.file_type_name.empty() ? "-" : s.file_type_name.c_str());
   std::printf("  file size         %s in %zu file%s, GGUF v%u\n", human_bytes(s.file_size).c_str(),
               s.shards, s.shards == 1 ? "" : "s", s.gguf_version);
   std::printf("  context length    %s\n", str(s.context_length).c_str());

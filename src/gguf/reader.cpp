@@ -14,7 +14,9 @@ constexpr uint32_t kMagic = 0x46554747;  // "GGUF" little-endian
 constexpr uint64_t kMaxStringBytes = 1ull << 30;
 constexpr uint32_t kMaxArrayDepth = 8;
 
-std::string u64s(uint64_t v) { return std::to_string(v); }
+std::string u64s(uint64_t v) {
+  return std::to_string(v);
+}
 
 // Bounds-checked little-endian cursor over one buffer. Every read checks what is left;
 // on failure `err` names the file, the offset and what was expected, and later reads fail.
@@ -72,22 +74,74 @@ class Cursor {
   std::string err_;
 };
 
-bool valid_value_type(uint32_t t) { return t <= static_cast<uint32_t>(ValueType::F64); }
+bool valid_value_type(uint32_t t) {
+  return t <= static_cast<uint32_t>(ValueType::F64);
+}
 
 bool read_value(Cursor& c, ValueType t, Value& v, uint32_t depth);
 
 bool read_scalar(Cursor& c, ValueType t, int64_t& i, double& f) {
   switch (t) {
-    case ValueType::U8: { uint8_t x; if (!c.read(x, "u8 value")) return false; i = x; return true; }
-    case ValueType::I8: { int8_t x; if (!c.read(x, "i8 value")) return false; i = x; return true; }
-    case ValueType::U16: { uint16_t x; if (!c.read(x, "u16 value")) return false; i = x; return true; }
-    case ValueType::I16: { int16_t x; if (!c.read(x, "i16 value")) return false; i = x; return true; }
-    case ValueType::U32: { uint32_t x; if (!c.read(x, "u32 value")) return false; i = x; return true; }
-    case ValueType::I32: { int32_t x; if (!c.read(x, "i32 value")) return false; i = x; return true; }
-    case ValueType::U64: { uint64_t x; if (!c.read(x, "u64 value")) return false; i = static_cast<int64_t>(x); return true; }
-    case ValueType::I64: { int64_t x; if (!c.read(x, "i64 value")) return false; i = x; return true; }
-    case ValueType::F32: { float x; if (!c.read(x, "f32 value")) return false; f = x; return true; }
-    case ValueType::F64: { double x; if (!c.read(x, "f64 value")) return false; f = x; return true; }
+    case ValueType::U8: {
+      uint8_t x;
+      if (!c.read(x, "u8 value")) return false;
+      i = x;
+      return true;
+    }
+    case ValueType::I8: {
+      int8_t x;
+      if (!c.read(x, "i8 value")) return false;
+      i = x;
+      return true;
+    }
+    case ValueType::U16: {
+      uint16_t x;
+      if (!c.read(x, "u16 value")) return false;
+      i = x;
+      return true;
+    }
+    case ValueType::I16: {
+      int16_t x;
+      if (!c.read(x, "i16 value")) return false;
+      i = x;
+      return true;
+    }
+    case ValueType::U32: {
+      uint32_t x;
+      if (!c.read(x, "u32 value")) return false;
+      i = x;
+      return true;
+    }
+    case ValueType::I32: {
+      int32_t x;
+      if (!c.read(x, "i32 value")) return false;
+      i = x;
+      return true;
+    }
+    case ValueType::U64: {
+      uint64_t x;
+      if (!c.read(x, "u64 value")) return false;
+      i = static_cast<int64_t>(x);
+      return true;
+    }
+    case ValueType::I64: {
+      int64_t x;
+      if (!c.read(x, "i64 value")) return false;
+      i = x;
+      return true;
+    }
+    case ValueType::F32: {
+      float x;
+      if (!c.read(x, "f32 value")) return false;
+      f = x;
+      return true;
+    }
+    case ValueType::F64: {
+      double x;
+      if (!c.read(x, "f64 value")) return false;
+      f = x;
+      return true;
+    }
     case ValueType::BOOL: {
       uint8_t x;
       uint64_t at = c.pos();
@@ -99,7 +153,8 @@ bool read_scalar(Cursor& c, ValueType t, int64_t& i, double& f) {
       i = x;
       return true;
     }
-    default: return false;
+    default:
+      return false;
   }
 }
 
@@ -186,8 +241,9 @@ Status Parser::parse_one(const uint8_t* data, uint64_t size, const std::string& 
   }
   if (!c.read(version, "the format version")) return make_error(c.error());
   if (version == 1) {
-    return make_error(name + ": at offset 4: GGUF version 1 is not supported (versions 2 and 3 "
-                             "are); convert the file with a current tool");
+    return make_error(name +
+                      ": at offset 4: GGUF version 1 is not supported (versions 2 and 3 "
+                      "are); convert the file with a current tool");
   }
   if (version != 2 && version != 3) {
     uint32_t swapped = __builtin_bswap32(version);
@@ -213,8 +269,8 @@ Status Parser::parse_one(const uint8_t* data, uint64_t size, const std::string& 
                       u64s(n_tensors) + " cannot fit in the " + u64s(size) + "-byte file");
   }
 
+  // No reserve(): counts come from the file, so storage grows only with what parses.
   kv.clear();
-  kv.reserve(n_kv);
   std::map<std::string, size_t> seen;
   alignment = kDefaultAlignment;
   for (uint64_t k = 0; k < n_kv; ++k) {
@@ -232,8 +288,8 @@ Status Parser::parse_one(const uint8_t* data, uint64_t size, const std::string& 
       return make_error(c.error() + " (in the value of key '" + e.key + "')");
     }
     if (seen.count(e.key)) {
-      return make_error(name + ": at offset " + u64s(at) + ": duplicate metadata key '" +
-                        e.key + "'");
+      return make_error(name + ": at offset " + u64s(at) + ": duplicate metadata key '" + e.key +
+                        "'");
     }
     if (e.key == "general.alignment") {
       auto a = e.value.as_uint();
@@ -250,7 +306,6 @@ Status Parser::parse_one(const uint8_t* data, uint64_t size, const std::string& 
   }
 
   tensors.clear();
-  tensors.reserve(n_tensors);
   std::map<std::string, size_t> names;
   for (uint64_t k = 0; k < n_tensors; ++k) {
     TensorInfo ti;
@@ -297,8 +352,8 @@ Status Parser::parse_one(const uint8_t* data, uint64_t size, const std::string& 
     }
     if (!c.read(ti.offset, "tensor data offset")) return make_error(c.error());
     if (names.count(ti.name)) {
-      return make_error(name + ": at offset " + u64s(at) + ": duplicate tensor name '" +
-                        ti.name + "'");
+      return make_error(name + ": at offset " + u64s(at) + ": duplicate tensor name '" + ti.name +
+                        "'");
     }
     names.emplace(ti.name, tensors.size());
     tensors.push_back(std::move(ti));
@@ -349,8 +404,8 @@ Result<File> File::parse(const uint8_t* data, uint64_t size, const std::string& 
   f.path_ = name;
   f.total_size_ = size;
   uint64_t doff = 0;
-  Status st = Parser::parse_one(data, size, name, 0, f, f.kv_, f.tensors_, doff, f.alignment_,
-                                f.version_);
+  Status st =
+      Parser::parse_one(data, size, name, 0, f, f.kv_, f.tensors_, doff, f.alignment_, f.version_);
   if (!st) return st.error();
   f.data_offsets_.push_back(doff);
   for (size_t k = 0; k < f.kv_.size(); ++k) f.kv_index_.emplace(f.kv_[k].key, k);

@@ -32,14 +32,14 @@ struct TensorInfo {
   std::string name;
   std::vector<uint64_t> shape;  // ne[0] (row length) first
   TensorType type = TensorType::F32;
-  uint64_t offset = 0;          // relative to its shard's data section
+  uint64_t offset = 0;  // relative to its shard's data section
   uint64_t n_elements = 0;
   uint64_t n_bytes = 0;
-  uint32_t shard = 0;           // index into File::shards()
+  uint32_t shard = 0;             // index into File::shards()
   const uint8_t* data = nullptr;  // points into the memory map
 
   uint64_t rows() const { return shape.empty() ? 0 : n_elements / shape[0]; }
-  uint64_t file_offset = 0;     // absolute offset in its shard
+  uint64_t file_offset = 0;  // absolute offset in its shard
 };
 
 struct KeyValue {

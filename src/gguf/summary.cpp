@@ -6,13 +6,13 @@ namespace shimmy::gguf {
 
 std::string file_type_name(uint64_t id) {
   static const std::map<uint64_t, const char*> names = {
-      {0, "F32"},      {1, "F16"},     {2, "Q4_0"},     {3, "Q4_1"},     {7, "Q8_0"},
-      {8, "Q5_0"},     {9, "Q5_1"},    {10, "Q2_K"},    {11, "Q3_K_S"},  {12, "Q3_K_M"},
-      {13, "Q3_K_L"},  {14, "Q4_K_S"}, {15, "Q4_K_M"},  {16, "Q5_K_S"},  {17, "Q5_K_M"},
-      {18, "Q6_K"},    {19, "IQ2_XXS"}, {20, "IQ2_XS"}, {21, "Q2_K_S"},  {22, "IQ3_XS"},
-      {23, "IQ3_XXS"}, {24, "IQ1_S"},  {25, "IQ4_NL"},  {26, "IQ3_S"},   {27, "IQ3_M"},
-      {28, "IQ2_S"},   {29, "IQ2_M"},  {30, "IQ4_XS"},  {31, "IQ1_M"},   {32, "BF16"},
-      {36, "TQ1_0"},   {37, "TQ2_0"},  {38, "MXFP4_MOE"}};
+      {0, "F32"},      {1, "F16"},      {2, "Q4_0"},      {3, "Q4_1"},    {7, "Q8_0"},
+      {8, "Q5_0"},     {9, "Q5_1"},     {10, "Q2_K"},     {11, "Q3_K_S"}, {12, "Q3_K_M"},
+      {13, "Q3_K_L"},  {14, "Q4_K_S"},  {15, "Q4_K_M"},   {16, "Q5_K_S"}, {17, "Q5_K_M"},
+      {18, "Q6_K"},    {19, "IQ2_XXS"}, {20, "IQ2_XS"},   {21, "Q2_K_S"}, {22, "IQ3_XS"},
+      {23, "IQ3_XXS"}, {24, "IQ1_S"},   {25, "IQ4_NL"},   {26, "IQ3_S"},  {27, "IQ3_M"},
+      {28, "IQ2_S"},   {29, "IQ2_M"},   {30, "IQ4_XS"},   {31, "IQ1_M"},  {32, "BF16"},
+      {36, "TQ1_0"},   {37, "TQ2_0"},   {38, "MXFP4_MOE"}};
   auto it = names.find(id);
   return it == names.end() ? "unknown(" + std::to_string(id) + ")" : it->second;
 }
@@ -33,7 +33,22 @@ Summary summarize(const File& f) {
     u.bytes += t.n_bytes;
   }
   s.file_type = f.get_uint("general.file_type");
-  if (s.file_type) s.file_type_name = file_type_name(*s.file_type);
+  if (s.file_type) {
+    s.file_type_name = file_type_name(*s.file_type);
+  } else {
+    // No general.file_type: name the type holding most bytes of the matrices.
+    std::map<std::string, uint64_t> bytes;
+    for (const auto& t : f.tensors()) {
+      if (t.shape.size() >= 2) bytes[type_name(static_cast<uint32_t>(t.type))] += t.n_bytes;
+    }
+    uint64_t best = 0;
+    for (const auto& [name, b] : bytes) {
+      if (b > best) {
+        best = b;
+        s.file_type_name = name + " (guessed)";
+      }
+    }
+  }
   const std::string a = s.architecture + ".";
   s.context_length = f.get_uint(a + "context_length");
   s.embedding_length = f.get_uint(a + "embedding_length");

@@ -23,8 +23,8 @@ struct Summary {
   uint64_t parameters = 0;   // sum of tensor elements
   std::optional<uint64_t> file_type;
   std::string file_type_name;  // "Q4_K_M", from general.file_type
-  std::optional<uint64_t> context_length, embedding_length, block_count, head_count,
-      head_count_kv, feed_forward_length, rope_dimension_count;
+  std::optional<uint64_t> context_length, embedding_length, block_count, head_count, head_count_kv,
+      feed_forward_length, rope_dimension_count;
   std::optional<double> rope_freq_base, rope_scaling_factor, rms_epsilon;
   std::string rope_scaling_type;
   std::string tokenizer_model, tokenizer_pre;

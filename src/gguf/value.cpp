@@ -6,19 +6,32 @@ namespace shimmy::gguf {
 
 const char* value_type_name(ValueType t) {
   switch (t) {
-    case ValueType::U8: return "u8";
-    case ValueType::I8: return "i8";
-    case ValueType::U16: return "u16";
-    case ValueType::I16: return "i16";
-    case ValueType::U32: return "u32";
-    case ValueType::I32: return "i32";
-    case ValueType::F32: return "f32";
-    case ValueType::BOOL: return "bool";
-    case ValueType::STRING: return "string";
-    case ValueType::ARRAY: return "array";
-    case ValueType::U64: return "u64";
-    case ValueType::I64: return "i64";
-    case ValueType::F64: return "f64";
+    case ValueType::U8:
+      return "u8";
+    case ValueType::I8:
+      return "i8";
+    case ValueType::U16:
+      return "u16";
+    case ValueType::I16:
+      return "i16";
+    case ValueType::U32:
+      return "u32";
+    case ValueType::I32:
+      return "i32";
+    case ValueType::F32:
+      return "f32";
+    case ValueType::BOOL:
+      return "bool";
+    case ValueType::STRING:
+      return "string";
+    case ValueType::ARRAY:
+      return "array";
+    case ValueType::U64:
+      return "u64";
+    case ValueType::I64:
+      return "i64";
+    case ValueType::F64:
+      return "f64";
   }
   return "?";
 }
@@ -32,8 +45,10 @@ bool is_integer(ValueType t) {
     case ValueType::U32:
     case ValueType::I32:
     case ValueType::U64:
-    case ValueType::I64: return true;
-    default: return false;
+    case ValueType::I64:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -41,22 +56,29 @@ bool is_signed(ValueType t) {
   return t == ValueType::I8 || t == ValueType::I16 || t == ValueType::I32 || t == ValueType::I64;
 }
 
-bool is_float(ValueType t) { return t == ValueType::F32 || t == ValueType::F64; }
+bool is_float(ValueType t) {
+  return t == ValueType::F32 || t == ValueType::F64;
+}
 
 uint32_t scalar_size(ValueType t) {
   switch (t) {
     case ValueType::U8:
     case ValueType::I8:
-    case ValueType::BOOL: return 1;
+    case ValueType::BOOL:
+      return 1;
     case ValueType::U16:
-    case ValueType::I16: return 2;
+    case ValueType::I16:
+      return 2;
     case ValueType::U32:
     case ValueType::I32:
-    case ValueType::F32: return 4;
+    case ValueType::F32:
+      return 4;
     case ValueType::U64:
     case ValueType::I64:
-    case ValueType::F64: return 8;
-    default: return 0;
+    case ValueType::F64:
+      return 8;
+    default:
+      return 0;
   }
 }
 
@@ -104,16 +126,22 @@ std::string Value::to_display(size_t max_items) const {
     case ValueType::STRING: {
       std::string out = "\"";
       for (char c : s.substr(0, 120)) {
-        if (c == '\n') out += "\\n";
-        else if (c == '"') out += "\\\"";
-        else out += c;
+        if (c == '\n')
+          out += "\\n";
+        else if (c == '"')
+          out += "\\\"";
+        else
+          out += c;
       }
       if (s.size() > 120) out += "...";
       return out + "\"";
     }
-    case ValueType::BOOL: return i ? "true" : "false";
+    case ValueType::BOOL:
+      return i ? "true" : "false";
     case ValueType::F32:
-    case ValueType::F64: std::snprintf(buf, sizeof buf, "%g", f); return buf;
+    case ValueType::F64:
+      std::snprintf(buf, sizeof buf, "%g", f);
+      return buf;
     case ValueType::U64:
       std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(i));
       return buf;
@@ -127,10 +155,14 @@ std::string Value::to_display(size_t max_items) const {
         if (k) out += ", ";
         Value e;
         e.type = elem;
-        if (elem == ValueType::STRING) e.s = strs[k];
-        else if (elem == ValueType::ARRAY) e = arrays[k];
-        else if (is_float(elem)) e.f = floats[k];
-        else e.i = ints[k];
+        if (elem == ValueType::STRING)
+          e.s = strs[k];
+        else if (elem == ValueType::ARRAY)
+          e = arrays[k];
+        else if (is_float(elem))
+          e.f = floats[k];
+        else
+          e.i = ints[k];
         out += e.to_display(max_items);
       }
       return out + "]";
@@ -144,19 +176,23 @@ std::string Value::to_display(size_t max_items) const {
 bool Value::operator==(const Value& o) const {
   if (type != o.type) return false;
   switch (type) {
-    case ValueType::STRING: return s == o.s;
+    case ValueType::STRING:
+      return s == o.s;
     case ValueType::F32:
-    case ValueType::F64: return f == o.f || (f != f && o.f != o.f);
+    case ValueType::F64:
+      return f == o.f || (f != f && o.f != o.f);
     case ValueType::ARRAY:
       return elem == o.elem && ints == o.ints && strs == o.strs && arrays == o.arrays &&
              floats.size() == o.floats.size() && [&] {
                for (size_t k = 0; k < floats.size(); ++k) {
-                 if (!(floats[k] == o.floats[k] || (floats[k] != floats[k] && o.floats[k] != o.floats[k])))
+                 if (!(floats[k] == o.floats[k] ||
+                       (floats[k] != floats[k] && o.floats[k] != o.floats[k])))
                    return false;
                }
                return true;
              }();
-    default: return i == o.i;
+    default:
+      return i == o.i;
   }
 }
 

@@ -43,10 +43,10 @@ struct Value {
   std::string s;
   // Arrays: element type and exactly one of the vectors below in use.
   ValueType elem = ValueType::U8;
-  std::vector<int64_t> ints;       // integer and bool elements
-  std::vector<double> floats;      // F32 / F64 elements
-  std::vector<std::string> strs;   // STRING elements
-  std::vector<Value> arrays;       // nested ARRAY elements
+  std::vector<int64_t> ints;      // integer and bool elements
+  std::vector<double> floats;     // F32 / F64 elements
+  std::vector<std::string> strs;  // STRING elements
+  std::vector<Value> arrays;      // nested ARRAY elements
 
   static Value u32(uint32_t v) { return integer(ValueType::U32, v); }
   static Value i32(int32_t v) { return integer(ValueType::I32, v); }

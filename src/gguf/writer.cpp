@@ -26,18 +26,41 @@ struct Out {
 
 void put_scalar(Out& o, ValueType t, int64_t i, double f) {
   switch (t) {
-    case ValueType::U8: o.put<uint8_t>(static_cast<uint8_t>(i)); break;
-    case ValueType::I8: o.put<int8_t>(static_cast<int8_t>(i)); break;
-    case ValueType::U16: o.put<uint16_t>(static_cast<uint16_t>(i)); break;
-    case ValueType::I16: o.put<int16_t>(static_cast<int16_t>(i)); break;
-    case ValueType::U32: o.put<uint32_t>(static_cast<uint32_t>(i)); break;
-    case ValueType::I32: o.put<int32_t>(static_cast<int32_t>(i)); break;
-    case ValueType::U64: o.put<uint64_t>(static_cast<uint64_t>(i)); break;
-    case ValueType::I64: o.put<int64_t>(i); break;
-    case ValueType::F32: o.put<float>(static_cast<float>(f)); break;
-    case ValueType::F64: o.put<double>(f); break;
-    case ValueType::BOOL: o.put<uint8_t>(i ? 1 : 0); break;
-    default: break;
+    case ValueType::U8:
+      o.put<uint8_t>(static_cast<uint8_t>(i));
+      break;
+    case ValueType::I8:
+      o.put<int8_t>(static_cast<int8_t>(i));
+      break;
+    case ValueType::U16:
+      o.put<uint16_t>(static_cast<uint16_t>(i));
+      break;
+    case ValueType::I16:
+      o.put<int16_t>(static_cast<int16_t>(i));
+      break;
+    case ValueType::U32:
+      o.put<uint32_t>(static_cast<uint32_t>(i));
+      break;
+    case ValueType::I32:
+      o.put<int32_t>(static_cast<int32_t>(i));
+      break;
+    case ValueType::U64:
+      o.put<uint64_t>(static_cast<uint64_t>(i));
+      break;
+    case ValueType::I64:
+      o.put<int64_t>(i);
+      break;
+    case ValueType::F32:
+      o.put<float>(static_cast<float>(f));
+      break;
+    case ValueType::F64:
+      o.put<double>(f);
+      break;
+    case ValueType::BOOL:
+      o.put<uint8_t>(i ? 1 : 0);
+      break;
+    default:
+      break;
   }
 }
 
@@ -57,12 +80,17 @@ void put_array(Out& o, const Value& v) {
 
 void put_value(Out& o, const Value& v) {
   o.put<uint32_t>(static_cast<uint32_t>(v.type));
-  if (v.type == ValueType::STRING) o.str(v.s);
-  else if (v.type == ValueType::ARRAY) put_array(o, v);
-  else put_scalar(o, v.type, v.i, v.f);
+  if (v.type == ValueType::STRING)
+    o.str(v.s);
+  else if (v.type == ValueType::ARRAY)
+    put_array(o, v);
+  else
+    put_scalar(o, v.type, v.i, v.f);
 }
 
-uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+uint64_t align_up(uint64_t x, uint64_t a) {
+  return (x + a - 1) / a * a;
+}
 
 }  // namespace
 
@@ -77,8 +105,7 @@ void Writer::set(const std::string& key, Value v) {
 }
 
 Status Writer::add_tensor_view(const std::string& name, TensorType type,
-                               std::vector<uint64_t> shape, const uint8_t* data,
-                               uint64_t n_bytes) {
+                               std::vector<uint64_t> shape, const uint8_t* data, uint64_t n_bytes) {
   if (shape.empty() || shape.size() > kMaxDims) {
     return make_error("tensor '" + name + "': 1 to 4 dimensions expected");
   }

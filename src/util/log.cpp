@@ -21,8 +21,12 @@ std::atomic<Level> g_level{initial_level()};
 std::mutex g_mu;
 }  // namespace
 
-void set_level(Level l) { g_level = l; }
-Level level() { return g_level; }
+void set_level(Level l) {
+  g_level = l;
+}
+Level level() {
+  return g_level;
+}
 
 void write(Level l, std::string_view msg) {
   if (l < g_level.load()) return;

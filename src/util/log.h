@@ -12,9 +12,17 @@ void set_level(Level l);
 Level level();
 void write(Level l, std::string_view msg);
 
-inline void debug(std::string_view m) { write(Level::Debug, m); }
-inline void info(std::string_view m) { write(Level::Info, m); }
-inline void warn(std::string_view m) { write(Level::Warn, m); }
-inline void error(std::string_view m) { write(Level::Error, m); }
+inline void debug(std::string_view m) {
+  write(Level::Debug, m);
+}
+inline void info(std::string_view m) {
+  write(Level::Info, m);
+}
+inline void warn(std::string_view m) {
+  write(Level::Warn, m);
+}
+inline void error(std::string_view m) {
+  write(Level::Error, m);
+}
 
 }  // namespace shimmy::log

@@ -47,6 +47,8 @@ class [[nodiscard]] Status {
   bool failed_ = false;
 };
 
-inline Error make_error(std::string msg) { return Error{std::move(msg)}; }
+inline Error make_error(std::string msg) {
+  return Error{std::move(msg)};
+}
 
 }  // namespace shimmy

@@ -18,7 +18,8 @@ std::vector<std::string> list_files(const std::string& dir, const std::string& s
   std::vector<std::string> out;
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
     const std::string p = e.path().string();
-    if (p.size() >= suffix.size() && p.compare(p.size() - suffix.size(), suffix.size(), suffix) == 0)
+    if (p.size() >= suffix.size() &&
+        p.compare(p.size() - suffix.size(), suffix.size(), suffix) == 0)
       out.push_back(p);
   }
   std::sort(out.begin(), out.end());
@@ -85,8 +86,10 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
         if (got > 0) {
           (fds[k].fd == out[0] ? r.out : r.err).append(buf, static_cast<size_t>(got));
         } else if (got == 0 || errno != EAGAIN) {
-          if (fds[k].fd == out[0]) out_open = false;
-          else err_open = false;
+          if (fds[k].fd == out[0])
+            out_open = false;
+          else
+            err_open = false;
         }
       }
     }

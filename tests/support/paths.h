@@ -6,11 +6,15 @@
 
 namespace shimmy::test {
 
-inline std::string shared_dir() { return SHIMMY_SHARED_DIR; }
+inline std::string shared_dir() {
+  return SHIMMY_SHARED_DIR;
+}
 inline std::string model_path(const std::string& name) {
   return shared_dir() + "/models/" + name;
 }
-inline std::string shimmy_bin() { return SHIMMY_BIN; }
+inline std::string shimmy_bin() {
+  return SHIMMY_BIN;
+}
 
 // Files in dir whose names end with `suffix`, sorted.
 std::vector<std::string> list_files(const std::string& dir, const std::string& suffix);

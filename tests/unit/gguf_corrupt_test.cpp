@@ -40,10 +40,18 @@ void* operator new[](size_t n) {
   if (void* p = std::malloc(n ? n : 1)) return p;
   throw std::bad_alloc();
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
-void operator delete[](void* p, size_t) noexcept { std::free(p); }
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, size_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, size_t) noexcept {
+  std::free(p);
+}
 
 namespace {
 
@@ -74,9 +82,9 @@ std::vector<uint8_t> sample_file() {
   nested.arrays = {Value::int_array(ValueType::U8, {1, 2}), Value::string_array({"x"})};
   w.set("t.nested", nested);
   std::vector<uint8_t> f32(8 * 2 * 4, 1), q40(2 * 18, 2), q80(2 * 34, 3);
-  EXPECT_TRUE(w.add_tensor("a", TensorType::F32, {8, 2}, f32).ok());
-  EXPECT_TRUE(w.add_tensor("bb", TensorType::Q4_0, {32, 2}, q40).ok());
-  EXPECT_TRUE(w.add_tensor("ccc", TensorType::Q8_0, {64}, q80).ok());
+  EXPECT_TRUE(w.add_tensor("tensor.alpha", TensorType::F32, {8, 2}, f32).ok());
+  EXPECT_TRUE(w.add_tensor("tensor.beta", TensorType::Q4_0, {32, 2}, q40).ok());
+  EXPECT_TRUE(w.add_tensor("tensor.gamma", TensorType::Q8_0, {64}, q80).ok());
   return w.to_bytes();
 }
 
@@ -134,9 +142,11 @@ TEST(GgufCorrupt, EveryTruncationFails) {
   auto b = sample_file();
   const size_t hdr = header_end(b);
   ASSERT_GT(hdr, 100u);
-  for (size_t n = 0; n < b.size(); ++n) {
+  // The last tensor ends before the file's final alignment padding.
+  const size_t data_end = hdr + 2 * 64 + 2 * 34;
+  for (size_t n = 0; n < data_end; ++n) {
     // Every byte of the header; then only the section boundaries of the data.
-    if (n > hdr && n % 32 != 0 && n != b.size() - 1) continue;
+    if (n > hdr && n % 32 != 0 && n != data_end - 1) continue;
     std::vector<uint8_t> t(b.begin(), b.begin() + n);
     size_t peak = 0;
     std::string msg = parse_tracked(t, &peak);
@@ -184,7 +194,7 @@ TEST(GgufCorrupt, StructuralErrorsNameTheProblem) {
   with("version 9", "unsupported GGUF version 9", [](auto& c) { poke<uint32_t>(c, 4, 9); });
   with("tensor count", "tensor count", [](auto& c) { poke<uint64_t>(c, 8, 1ull << 60); });
   with("kv count", "metadata count", [](auto& c) { poke<uint64_t>(c, 16, 1ull << 60); });
-  const size_t a = tensor_info_at(b, "a");
+  const size_t a = tensor_info_at(b, "tensor.alpha");
   with("5 dims", "dimensions", [&](auto& c) { poke<uint32_t>(c, a, 5); });
   with("0 dims", "dimensions", [&](auto& c) { poke<uint32_t>(c, a, 0); });
   // a: n_dims(4) ne0(8) ne1(8) type(4) offset(8)
@@ -194,17 +204,10 @@ TEST(GgufCorrupt, StructuralErrorsNameTheProblem) {
        [&](auto& c) { poke<uint64_t>(c, a + 24, 4); });
   with("past end", "runs past the end of the file",
        [&](auto& c) { poke<uint64_t>(c, a + 24, 1ull << 20); });
-  const size_t bb = tensor_info_at(b, "bb");
+  const size_t bb = tensor_info_at(b, "tensor.beta");
   with("overlap", "overlap", [&](auto& c) { poke<uint64_t>(c, bb + 24, 0); });
   with("row not multiple of block", "not a multiple of the Q4_0 block size",
        [&](auto& c) { poke<uint64_t>(c, bb + 4, 33); });
-  with("duplicate tensor", "duplicate tensor name", [&](auto& c) {
-    const size_t at = tensor_info_at(b, "bb") - 2;
-    c[at] = 'a';
-    poke<uint64_t>(c, at - 8, 1);
-    // "bb" → "a" + leftover 'b' breaks the layout; rebuild instead:
-  });
-  cases.pop_back();
   {
     Writer w;
     w.set("k", Value::u32(1));
@@ -249,16 +252,18 @@ TEST(GgufCorrupt, StructuralErrorsNameTheProblem) {
     // The CLI: exit status 1 and the message on stderr.
     std::string p = dir + "/case" + std::to_string(k++) + ".gguf";
     std::ofstream(p, std::ios::binary)
-        .write(reinterpret_cast<const char*>(c.bytes.data()), static_cast<std::streamsize>(c.bytes.size()));
+        .write(reinterpret_cast<const char*>(c.bytes.data()),
+               static_cast<std::streamsize>(c.bytes.size()));
     auto r = test::run_process({test::shimmy_bin(), "show", p});
     EXPECT_EQ(r.exit_code, 1) << r.err;
     EXPECT_EQ(r.signal, 0);
     EXPECT_NE(r.err.find(c.expect), std::string::npos) << r.err;
   }
   // Truncations through the CLI too, at a few section boundaries.
-  for (size_t n : {0ul, 3ul, 7ul, 15ul, 23ul, 40ul, header_end(b) - 1, b.size() - 1}) {
+  for (size_t n : {0ul, 3ul, 7ul, 15ul, 23ul, 40ul, header_end(b) - 1, header_end(b) + 100}) {
     std::string p = dir + "/trunc" + std::to_string(n) + ".gguf";
-    std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(n));
+    std::ofstream(p, std::ios::binary)
+        .write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(n));
     auto r = test::run_process({test::shimmy_bin(), "show", p});
     EXPECT_EQ(r.exit_code, 1) << n << ": " << r.err;
     EXPECT_NE(r.err.find("error:"), std::string::npos);
