@@ -177,3 +177,25 @@ TEST(QuantMatmul, BatchInvariantBitExact) {
     }
   }
 }
+
+// The act bytes are the same whichever ISA quantized them: Gaussian rows, zero blocks,
+// exact rounding ties, tiny and huge magnitudes.
+TEST(QuantSimd, ActQuantizersMatchScalar) {
+  if (best_isa() != Isa::Avx2) GTEST_SKIP() << "no AVX2 on this CPU";
+  std::vector<float> x = gaussian(1024, 77);
+  for (int j = 0; j < 32; ++j) x[size_t(j)] = 0.f;                        // zero block
+  for (int j = 0; j < 32; ++j) x[size_t(32 + j)] = float(j - 16) * 0.5f;  // ties at ±127/16·k
+  x[64] = 127.f;
+  for (int j = 65; j < 96; ++j) x[size_t(j)] = float(j - 80) + 0.5f;  // x*id = k + .5
+  for (int j = 96; j < 128; ++j) x[size_t(j)] = 1e-30f * float(j);
+  for (int j = 128; j < 160; ++j) x[size_t(j)] = 6e4f * float(j % 7 - 3);
+  for (TensorType t : all_weight_types()) {
+    const auto* ks = kernels_for(t, Isa::Scalar);
+    const auto* kv = kernels_for(t, Isa::Avx2);
+    ASSERT_TRUE(ks && kv);
+    for (int64_t n : {int64_t(256), int64_t(1024)})
+      EXPECT_EQ(act_row(*ks, std::vector<float>(x.begin(), x.begin() + n)),
+                act_row(*kv, std::vector<float>(x.begin(), x.begin() + n)))
+          << tname(t) << " n=" << n;
+  }
+}

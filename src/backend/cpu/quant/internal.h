@@ -23,9 +23,11 @@ struct DotFns {
 
 // dequantize.cpp: exact scalar dequantization (weights and Q8_0/Q8_1/Q8_K act blocks).
 DequantFn dequantize_fn(gguf::TensorType t);
-// quantize_act.cpp: the act quantizer of an act type (shared by all ISAs: activation
-// rounding must not depend on the ISA).
+// quantize_act.cpp: the act quantizer of an act type. quantize_act_avx2.cpp: faster ones
+// for some act types (nullptr for the others), producing the same bytes: activation
+// rounding must not depend on the ISA.
 QuantizeFn quantize_act_fn(ActType t);
+QuantizeFn quantize_act_avx2_fn(ActType t);
 // quantize_q32.cpp / quantize_k.cpp: weight quantizers.
 QuantizeFn quantize_q32_fn(gguf::TensorType t);
 QuantizeFn quantize_k_fn(gguf::TensorType t);

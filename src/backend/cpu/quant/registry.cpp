@@ -103,6 +103,7 @@ Tables build_tables() {
       act_block_shape(*act, &k.act_block, &k.act_block_bytes);
       k.dequantize = dequantize_fn(t);
       k.quantize_act = quantize_act_fn(*act);
+      if (isa == 1 && quantize_act_avx2_fn(*act)) k.quantize_act = quantize_act_avx2_fn(*act);
       k.vec_dot = dots.vec_dot;
       k.tile = dots.tile;
       if (!k.dequantize || !k.quantize_act || !k.vec_dot || !k.tile) continue;
