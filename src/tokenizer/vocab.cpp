@@ -41,15 +41,9 @@ std::string lower_ascii(std::string s) {
 }
 
 // Texts that end generation (and the end-of-turn candidates, in preference order).
-const char* const kEotTexts[] = {"<|eot_id|>",
-                                 "<|im_end|>",
-                                 "<|end|>",
-                                 "<end_of_turn>",
-                                 "<|endoftext|>",
-                                 "<EOT>",
-                                 "_<EOT>",
-                                 "<\xEF\xBD\x9C"
-                                 "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>"};
+const char* const kEotTexts[] = {"<|eot_id|>",    "<|im_end|>",           "<|end|>",
+                                 "<end_of_turn>", "<|endoftext|>",        "<EOT>",
+                                 "_<EOT>",        "<｜end▁of▁sentence｜>"};  // DeepSeek
 const char* const kEogTexts[] = {"<|eot_id|>",    "<|im_end|>", "<|end|>", "<end_of_turn>",
                                  "<|endoftext|>", "<|eom_id|>", "<EOT>",   "_<EOT>"};
 

@@ -169,6 +169,9 @@ TEST(TokenizerReference, SpecialIdsFromMetadata) {
   ASSERT_NE(qwen, nullptr);
   EXPECT_EQ(qwen->eot(), 151645);  // <|im_end|>
   EXPECT_FALSE(qwen->add_bos());
+  const Tokenizer* ds = load(shared_path("vocab/ggml-vocab-deepseek-llm.gguf"));
+  ASSERT_NE(ds, nullptr);
+  EXPECT_EQ(ds->eot(), 100001);  // <｜end▁of▁sentence｜>
 }
 
 }  // namespace
