@@ -62,6 +62,12 @@ void Forward::matmul(const Weight& w, const float* x, int64_t m, float* y) {
   const quant::WeightKernels& k = *w.k;
   const size_t arow = *quant::act_row_bytes(k, w.cols);
   uint8_t* act = act_.data();
+  // Small products (tiny models) are cheaper on one thread than a fork-join.
+  if (w.rows * w.cols * m < (1 << 18)) {
+    for (int64_t i = 0; i < m; ++i) k.quantize_act(x + i * w.cols, act + i * arow, w.cols);
+    quant::matmul_rows(k, w.cols, w.data, w.row_bytes, act, arow, m, y, w.rows, 0, w.rows);
+    return;
+  }
   pool_.parallel_for(m, [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; ++i) k.quantize_act(x + i * w.cols, act + i * arow, w.cols);
   });
