@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "backend/cpu/attention.h"
 #include "backend/cpu/quant/blocks.h"
 
 namespace shimmy::model {
@@ -97,19 +98,11 @@ void Forward::attention(std::span<const BatchToken> batch, int64_t l) {
       float* out = att_.data() + i * H * hd + h * hd;
       std::fill(out, out + hd, 0.0f);
       if (kv.f16()) {
-        for (int64_t p = 0; p < n_pos; ++p) {
-          const uint16_t* kr = kv.k16(l, p) + g * hd;
-          float s = 0.0f;
-          for (int64_t d = 0; d < hd; ++d) s += q[d] * quant::fp16_to_f32(kr[d]);
-          sc[p] = s * scale;
-        }
+        const auto& ak = cpu::attention_kernels();
+        ak.scores_f16(q, kv.k16(l, 0) + g * hd, size_t(KV), n_pos, hd, scale, sc);
         cpu::softmax(sc, n_pos);
         cpu::round_to_f16(sc, n_pos);
-        for (int64_t p = 0; p < n_pos; ++p) {
-          const uint16_t* vr = kv.v16(l, p) + g * hd;
-          const float w = sc[p];
-          for (int64_t d = 0; d < hd; ++d) out[d] += w * quant::fp16_to_f32(vr[d]);
-        }
+        ak.mix_f16(sc, kv.v16(l, 0) + g * hd, size_t(KV), n_pos, hd, out);
       } else {
         for (int64_t p = 0; p < n_pos; ++p) {
           const float* kr = kv.k32(l, p) + g * hd;
@@ -126,7 +119,6 @@ void Forward::attention(std::span<const BatchToken> batch, int64_t l) {
       }
     }
   });
-  (void)KV;
 }
 
 Status Forward::eval(std::span<const BatchToken> batch, float* out) {

@@ -178,6 +178,36 @@ TEST(QuantMatmul, BatchInvariantBitExact) {
   }
 }
 
+// The same over row ranges that span several cache bands (the prompt tiles unpack ~32 KiB
+// of weight rows at a time), starting and ending mid-band.
+TEST(QuantMatmul, BatchInvariantAcrossBands) {
+  const int64_t rows = 150;
+  for (TensorType t : all_weight_types()) {
+    const WeightKernels* k = kernels_for(t, best_isa());
+    if (!k) continue;
+    SCOPED_TRACE(tname(t));
+    const int64_t n = k->block == 256 ? 2048 : 1024;
+    const size_t ws = weight_row_bytes(*k, n).value(), as = act_row_bytes(*k, n).value();
+    const auto W = quantized(t, gaussian(rows * n, 23, 0.05f));
+    for (int64_t m : {6, 9}) {
+      const auto x = gaussian(m * n, uint32_t(200 + m));
+      std::vector<uint8_t> A(as * size_t(m));
+      for (int64_t i = 0; i < m; ++i)
+        k->quantize_act(x.data() + i * n, A.data() + size_t(i) * as, n);
+      std::vector<float> out(size_t(m * rows), -1.f);
+      matmul_rows(*k, n, W.data(), ws, A.data(), as, m, out.data(), rows, 3, rows - 2);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t r = 0; r < rows; ++r) {
+          const bool inside = r >= 3 && r < rows - 2;
+          const float ref =
+              inside ? k->vec_dot(n, W.data() + size_t(r) * ws, A.data() + size_t(i) * as) : -1.f;
+          ASSERT_EQ(f32_to_bits(out[size_t(i * rows + r)]), f32_to_bits(ref))
+              << "m=" << m << " i=" << i << " r=" << r;
+        }
+    }
+  }
+}
+
 // The act bytes are the same whichever ISA quantized them: Gaussian rows, zero blocks,
 // exact rounding ties, tiny and huge magnitudes.
 TEST(QuantSimd, ActQuantizersMatchScalar) {

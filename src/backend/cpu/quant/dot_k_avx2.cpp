@@ -9,6 +9,9 @@
 //   accm = fma(d_a*dmin, float(mn), accm)                        (affine types only)
 //   result = hsum(acc) - hsum(accm)
 // Ranges: levels <= 63 and |a| <= 127 keep maddubs below 2^15; |scales| <= 127.
+#include <algorithm>
+#include <vector>
+
 #include "backend/cpu/quant/internal.h"
 #include "backend/cpu/quant/simd_avx2.h"
 
@@ -168,22 +171,81 @@ struct KDot {
     for (int i = 0; i < NA; ++i)
       for (int j = 0; j < NW; ++j) out[i * ldo + j] = hsum(acc[i][j]) - hsum(accm[i][j]);
   }
+
+  // NA × NW pairs over weight super-blocks already unpacked: u[j * nsb + b] for row j.
+  template <int NA, int NW>
+  static void run_unpacked(int64_t nsb, const KUnpacked* u, const uint8_t* a, size_t as, float* out,
+                           int64_t ldo) {
+    __m256 acc[NA][NW], accm[NA][NW];
+    for (int i = 0; i < NA; ++i)
+      for (int j = 0; j < NW; ++j) acc[i][j] = accm[i][j] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nsb; ++b) {
+      for (int i = 0; i < NA; ++i) {
+        const BlockQ8_K* y = reinterpret_cast<const BlockQ8_K*>(a + i * as) + b;
+        for (int j = 0; j < NW; ++j) kdot<kSym>(u[j * nsb + b], y, acc[i][j], accm[i][j]);
+      }
+    }
+    for (int i = 0; i < NA; ++i)
+      for (int j = 0; j < NW; ++j) out[i * ldo + j] = hsum(acc[i][j]) - hsum(accm[i][j]);
+  }
+
+  // Prompt-sized products: each band of weight rows (about 32 KiB of source) is unpacked
+  // once into scratch instead of once per group of 4 act rows; per pair the operations
+  // are run's, so the bits are the same.
+  static void tile(int64_t n, const void* w, size_t ws, int64_t nw, const void* a, size_t as,
+                   int64_t na, float* out, int64_t ldo) {
+    if (na < 4) return drive_tile<KDot>(n, w, ws, nw, a, as, na, out, ldo);
+    thread_local std::vector<KUnpacked> scratch;
+    const int64_t nsb = n / 256;
+    const auto* W = static_cast<const uint8_t*>(w);
+    const auto* A = static_cast<const uint8_t*>(a);
+    const int64_t band = std::max<int64_t>(8, int64_t((32u << 10) / std::max<size_t>(ws, 1)));
+    scratch.resize(size_t(std::min(band, nw) * nsb));
+    for (int64_t r0 = 0; r0 < nw; r0 += band) {
+      const int64_t nr = std::min(band, nw - r0);
+      for (int64_t j = 0; j < nr; ++j)
+        for (int64_t b = 0; b < nsb; ++b)
+          Unpack(reinterpret_cast<const B*>(W + (r0 + j) * ws) + b, &scratch[size_t(j * nsb + b)]);
+      const KUnpacked* u = scratch.data();
+      float* o = out + r0;
+      int64_t i = 0;
+      for (; i + 4 <= na; i += 4) {
+        int64_t j = 0;
+        for (; j + 2 <= nr; j += 2)
+          run_unpacked<4, 2>(nsb, u + j * nsb, A + i * as, as, o + i * ldo + j, ldo);
+        for (; j < nr; ++j)
+          run_unpacked<4, 1>(nsb, u + j * nsb, A + i * as, as, o + i * ldo + j, ldo);
+      }
+      for (; i < na; ++i) {
+        int64_t j = 0;
+        for (; j + 4 <= nr; j += 4)
+          run_unpacked<1, 4>(nsb, u + j * nsb, A + i * as, as, o + i * ldo + j, ldo);
+        for (; j < nr; ++j)
+          run_unpacked<1, 1>(nsb, u + j * nsb, A + i * as, as, o + i * ldo + j, ldo);
+      }
+    }
+  }
 };
+
+template <class K>
+DotFns k_fns() {
+  return DotFns{&drive_dot<K>, &K::tile, true};
+}
 
 }  // namespace
 
 DotFns avx2_dot_fns_k(TensorType t) {
   switch (t) {
     case TensorType::Q2_K:
-      return make_dot_fns<KDot<BlockQ2_K, unpack_q2, false>>();
+      return k_fns<KDot<BlockQ2_K, unpack_q2, false>>();
     case TensorType::Q3_K:
-      return make_dot_fns<KDot<BlockQ3_K, unpack_q3, true>>();
+      return k_fns<KDot<BlockQ3_K, unpack_q3, true>>();
     case TensorType::Q4_K:
-      return make_dot_fns<KDot<BlockQ4_K, unpack_q4, false>>();
+      return k_fns<KDot<BlockQ4_K, unpack_q4, false>>();
     case TensorType::Q5_K:
-      return make_dot_fns<KDot<BlockQ5_K, unpack_q5, false>>();
+      return k_fns<KDot<BlockQ5_K, unpack_q5, false>>();
     case TensorType::Q6_K:
-      return make_dot_fns<KDot<BlockQ6_K, unpack_q6, true>>();
+      return k_fns<KDot<BlockQ6_K, unpack_q6, true>>();
     default:
       return {};
   }

@@ -19,6 +19,7 @@ using TileFn = void (*)(int64_t n, const void* w, size_t w_stride, int64_t nw, c
 struct DotFns {
   VecDotFn vec_dot = nullptr;
   TileFn tile = nullptr;
+  bool tile_blocks = false;  // tile does its own cache blocking over weight rows
 };
 
 // dequantize.cpp: exact scalar dequantization (weights and Q8_0/Q8_1/Q8_K act blocks).

@@ -73,6 +73,9 @@ struct WeightKernels {
   // the building block of matmul_rows, bit-identical to vec_dot per pair.
   void (*tile)(int64_t n, const void* w, size_t w_stride, int64_t nw, const void* a,
                size_t a_stride, int64_t na, float* out, int64_t ldo);
+  // True when `tile` blocks over weight rows itself (it unpacks bands into scratch and
+  // prepares the act rows once per call): matmul_rows then hands it the whole range.
+  bool tile_blocks;
 };
 
 // Best instruction set of this CPU (AVX2 needs AVX2, FMA, F16C and BMI2). The

@@ -106,6 +106,7 @@ Tables build_tables() {
       if (isa == 1 && quantize_act_avx2_fn(*act)) k.quantize_act = quantize_act_avx2_fn(*act);
       k.vec_dot = dots.vec_dot;
       k.tile = dots.tile;
+      k.tile_blocks = dots.tile_blocks;
       if (!k.dequantize || !k.quantize_act || !k.vec_dot || !k.tile) continue;
       tb.by_isa[isa][id] = k;
       tb.ok[isa][id] = true;
@@ -181,6 +182,10 @@ void matmul_rows(const WeightKernels& k, int64_t n, const void* W, size_t w_stri
                  size_t a_stride, int64_t m, float* out, int64_t ldo, int64_t r0, int64_t r1) {
   if (m <= 0 || r1 <= r0 || n <= 0) return;
   const auto* w = static_cast<const uint8_t*>(W);
+  if (k.tile_blocks) {
+    k.tile(n, w + size_t(r0) * w_stride, w_stride, r1 - r0, A, a_stride, m, out + r0, ldo);
+    return;
+  }
   const size_t row = std::max<size_t>(w_stride, 1);
   const int64_t band = std::max<int64_t>(4, int64_t((32u << 10) / row) & ~int64_t{1});
   for (int64_t rb = r0; rb < r1; rb += band) {
