@@ -12,12 +12,14 @@ using namespace avx2;
 using gguf::TensorType;
 
 struct TF32 {
+  static constexpr int64_t kBytes = 4;
   static __m256 load8(const uint8_t* w, int64_t k) {
     return _mm256_loadu_ps(reinterpret_cast<const float*>(w) + k);
   }
   static float load1(const uint8_t* w, int64_t k) { return reinterpret_cast<const float*>(w)[k]; }
 };
 struct TF16 {
+  static constexpr int64_t kBytes = 2;
   static __m256 load8(const uint8_t* w, int64_t k) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2 * k)));
   }
@@ -26,6 +28,7 @@ struct TF16 {
   }
 };
 struct TBF16 {
+  static constexpr int64_t kBytes = 2;
   static __m256 load8(const uint8_t* w, int64_t k) {
     const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2 * k));
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
@@ -45,6 +48,13 @@ struct FloatDot {
       for (int j = 0; j < NW; ++j) acc[i][j] = _mm256_setzero_ps();
     int64_t k = 0;
     for (; k + 8 <= n; k += 8) {
+      if constexpr (NA == 1) {
+        // Decode: fetch the next tile's rows early, one line per 64 bytes of a row.
+        if ((k * T::kBytes) % 64 == 0)
+          for (int j = 0; j < NW; ++j)
+            _mm_prefetch(reinterpret_cast<const char*>(w + (NW + j) * ws + k * T::kBytes),
+                         _MM_HINT_T0);
+      }
       __m256 wv[NW];
       for (int j = 0; j < NW; ++j) wv[j] = T::load8(w + j * ws, k);
       for (int i = 0; i < NA; ++i) {

@@ -162,6 +162,13 @@ struct KDot {
       for (int j = 0; j < NW; ++j) acc[i][j] = accm[i][j] = _mm256_setzero_ps();
     KUnpacked u[NW];
     for (int64_t b = 0; b < n / 256; ++b) {
+      if constexpr (NA == 1) {
+        // Decode: fetch the next tile's rows early (see dot_q32_avx2.cpp).
+        for (int j = 0; j < NW; ++j)
+          for (size_t o = 0; o < sizeof(B); o += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(w + (NW + j) * ws + b * sizeof(B) + o),
+                         _MM_HINT_T0);
+      }
       for (int j = 0; j < NW; ++j) Unpack(reinterpret_cast<const B*>(w + j * ws) + b, &u[j]);
       for (int i = 0; i < NA; ++i) {
         const BlockQ8_K* y = reinterpret_cast<const BlockQ8_K*>(a + i * as) + b;

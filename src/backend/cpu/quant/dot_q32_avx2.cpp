@@ -93,6 +93,13 @@ struct Q32 {
       for (int j = 0; j < NW; ++j) acc[i][j] = _mm256_setzero_ps(), summ[i][j] = 0.f;
 
     for (int64_t b = 0; b < nb; ++b) {
+      if constexpr (NA == 1) {
+        // Decode streams the weights from DRAM once: fetch the next tile's rows early
+        // (the hardware prefetcher ramps up too slowly on rows of ~1-2 KiB).
+        for (int j = 0; j < NW; ++j)
+          _mm_prefetch(reinterpret_cast<const char*>(w + (NW + j) * ws + b * sizeof(B)),
+                       _MM_HINT_T0);
+      }
       __m256i q[NW], qabs[NW];
       __m256 dw[NW];
       float mw[NW];
