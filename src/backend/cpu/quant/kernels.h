@@ -96,9 +96,12 @@ std::optional<size_t> act_row_bytes(const WeightKernels& k, int64_t n);
 // out[i*ldo + r] = Σ_k W[r][k] * A[i][k] for i in [0, m), r in [r0, r1).
 //   W: [rows, n] weights, w_stride bytes per row;  A: [m, n] act rows, a_stride bytes per row.
 // Tiled (4 act rows × 2 weight rows, or 1 × 4 when m is small) and blocked so a band of
-// weight rows stays in cache while all m act rows pass over it. Use it for decode too
-// (m = 1): its 1 × 4 tiles are faster than calling vec_dot row by row. The caller splits
-// [0, rows) into ranges across its threads. Bit-identical to vec_dot per element.
+// weight rows stays in cache while all m act rows pass over it; with m >= 4 the Q4_0,
+// Q5_0, Q8_0, IQ4_NL and K-type tiles unpack each band once into per-thread scratch, and
+// the m = 1 tiles prefetch the next tile's rows (decode streams from DRAM). Use it for
+// decode too (m = 1): its 1 × 4 tiles are faster than calling vec_dot row by row. The
+// caller splits [0, rows) into ranges across its threads. Bit-identical to vec_dot per
+// element.
 void matmul_rows(const WeightKernels& k, int64_t n, const void* W, size_t w_stride, const void* A,
                  size_t a_stride, int64_t m, float* out, int64_t ldo, int64_t r0, int64_t r1);
 
