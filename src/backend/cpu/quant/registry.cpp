@@ -1,6 +1,8 @@
 // The kernel tables (one WeightKernels per weight type and ISA, built once), CPUID-based
 // ISA selection, the cache-blocked matmul_rows driver, and the checked by-type entry
 // points.
+#include <cpuid.h>
+
 #include <algorithm>
 #include <array>
 #include <cstdlib>
@@ -61,10 +63,20 @@ void act_block_shape(ActType a, int64_t* block, size_t* bytes) {
   }
 }
 
+// CPUID directly (clang 14's __builtin_cpu_supports knows no "f16c"): leaf 1 ECX has FMA
+// (bit 12), OSXSAVE (27), AVX (28), F16C (29); leaf 7 EBX has AVX2 (5) and BMI2 (8); and
+// the OS must save the YMM state (XCR0 bits 1 and 2).
 bool cpu_has_avx2() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-         __builtin_cpu_supports("f16c") && __builtin_cpu_supports("bmi2");
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+  const bool fma = c & (1u << 12), osxsave = c & (1u << 27), avx = c & (1u << 28),
+             f16c = c & (1u << 29);
+  if (!(fma && osxsave && avx && f16c)) return false;
+  unsigned xlo = 0, xhi = 0;
+  __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+  if ((xlo & 6u) != 6u) return false;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  return (b & (1u << 5)) && (b & (1u << 8));
 }
 
 DotFns avx2_dot_fns(TensorType t) {
