@@ -2,7 +2,8 @@
 // Like llama-bench's pp/tg: prompt processing of -p tokens in one batch, then generation
 // of -n tokens one step at a time; medians over -r repetitions after one warm-up.
 // --parallel N decodes N independent sequences per step; tg_tokens_per_s is then the
-// aggregate. Also prints the weight bytes read per generated step and the GB/s implied.
+// aggregate. Also prints the weight bytes read per generated step and the GB/s implied, the
+// backend and placement, and per device the share of its memory bandwidth (when known).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -53,9 +54,21 @@ int cmd_bench(int argc, char** argv) {
   engine::ThreadPool pool(threads);
   const int64_t ctx = std::max<int64_t>(mo.ctx, n_prompt + n_gen + 1);
   const int64_t max_batch = std::max<int64_t>({n_prompt, static_cast<int64_t>(parallel), 1});
-  model::Forward fwd(m, max_batch, ctx, pool);
+  const bool kv_f16 = mo.kv_type == "f16";
+  auto offload = place_or_report(m, mo, {ctx, parallel, max_batch, kv_f16});
+  if (!offload) return 3;
+  model::Forward fwd(m, max_batch, ctx, pool, offload->layer_plan());
   std::vector<std::unique_ptr<model::KvCache>> caches;
-  for (int s = 0; s < parallel; ++s) caches.push_back(std::make_unique<model::KvCache>(c, ctx, mo.kv_type == "f16"));
+  for (int s = 0; s < parallel; ++s) {
+    caches.push_back(std::make_unique<model::KvCache>(c, ctx, kv_f16, fwd.cpu_layers(), s));
+  }
+  // Every run starts its sequences over (device stages keep their own caches).
+  auto restart = [&] {
+    for (auto& kv : caches) {
+      if (Status st = fwd.truncate(*kv, 0); !st)
+        std::fprintf(stderr, "error: %s\n", st.message().c_str());
+    }
+  };
   std::vector<float> logits(static_cast<size_t>(c.n_vocab * max_batch));
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> any_token(0, static_cast<int32_t>(c.n_vocab - 1));
@@ -64,6 +77,7 @@ int cmd_bench(int argc, char** argv) {
   auto run_pp = [&]() -> double {
     std::vector<model::BatchToken> b(static_cast<size_t>(n_prompt));
     for (int64_t i = 0; i < n_prompt; ++i) b[i] = {any_token(rng), static_cast<int32_t>(i), caches[0].get(), i == n_prompt - 1};
+    restart();
     auto t0 = clock::now();
     Status st = fwd.eval(b, logits.data());
     if (!st) std::fprintf(stderr, "error: %s\n", st.message().c_str());
@@ -72,6 +86,7 @@ int cmd_bench(int argc, char** argv) {
   auto run_tg = [&]() -> double {
     std::vector<model::BatchToken> b(static_cast<size_t>(parallel));
     for (int s = 0; s < parallel; ++s) b[s] = {any_token(rng), 0, caches[s].get(), true};
+    restart();
     auto t0 = clock::now();
     for (int64_t step = 0; step < n_gen; ++step) {
       Status st = fwd.eval(b, logits.data());
@@ -106,24 +121,62 @@ int cmd_bench(int argc, char** argv) {
   const double steps_per_s = tg_tps / parallel;
   const double gbps = static_cast<double>(step_bytes) * steps_per_s / 1e9;
   const std::string type = gguf::type_name(static_cast<uint32_t>(m.layers.empty() ? m.output.type : m.layers[0].w_up.type));
+  const std::string backend = offload->plan().all_cpu() ? "cpu" : offload->backend();
+  // Per device: the share of its memory bandwidth the decode steps imply (its weights read
+  // once per step), when the plugin knows the bandwidth.
+  nlohmann::json devices = nlohmann::json::array();
+  std::string bw_text;
+  for (size_t d = 0; d < offload->devices().size(); ++d) {
+    const uint64_t bytes = offload->device_weight_bytes(static_cast<int>(d));
+    if (bytes == 0) continue;
+    const double dev_gbps = static_cast<double>(bytes) * steps_per_s / 1e9;
+    const double peak = offload->device_info()[d].mem_bandwidth_gbs;
+    nlohmann::json j = {{"device", offload->devices()[d].label},
+                        {"name", offload->devices()[d].name},
+                        {"weight_bytes_per_step", bytes},
+                        {"weight_gb_per_s", dev_gbps}};
+    char buf[160];
+    if (peak > 0) {
+      j["bandwidth_gb_per_s"] = peak;
+      j["bandwidth_fraction"] = dev_gbps / peak;
+      std::snprintf(buf, sizeof buf, "; %s %.1f GB/s = %.1f%% of %.0f GB/s",
+                    offload->devices()[d].label.c_str(), dev_gbps, 100.0 * dev_gbps / peak, peak);
+    } else {
+      std::snprintf(buf, sizeof buf, "; %s %.1f GB/s", offload->devices()[d].label.c_str(),
+                    dev_gbps);
+    }
+    bw_text += buf;
+    devices.push_back(j);
+  }
   if (json) {
-    nlohmann::json j = {{"model", mo.model},         {"backend", "cpu"},
-                        {"threads", threads},        {"n_prompt", n_prompt},
-                        {"n_gen", n_gen},            {"parallel", parallel},
-                        {"repetitions", reps},       {"pp_tokens_per_s", pp_tps},
-                        {"tg_tokens_per_s", tg_tps}, {"pp_runs", pp},
-                        {"tg_runs", tg},             {"weight_bytes_per_step", step_bytes},
-                        {"weight_gb_per_s", gbps},   {"placement", "cpu: all layers"}};
+    nlohmann::json j = {{"model", mo.model},
+                        {"backend", backend},
+                        {"threads", threads},
+                        {"n_prompt", n_prompt},
+                        {"n_gen", n_gen},
+                        {"parallel", parallel},
+                        {"repetitions", reps},
+                        {"pp_tokens_per_s", pp_tps},
+                        {"tg_tokens_per_s", tg_tps},
+                        {"pp_runs", pp},
+                        {"tg_runs", tg},
+                        {"weight_bytes_per_step", step_bytes},
+                        {"weight_gb_per_s", gbps},
+                        {"placement", offload->summary()},
+                        {"devices", devices}};
     std::printf("%s\n", j.dump(2).c_str());
   } else {
-    std::printf("model %s (%s, %.2f GiB of weights), backend cpu, %d threads, placement: all on cpu\n",
-                mo.model.c_str(), type.c_str(), static_cast<double>(m.weight_bytes) / (1 << 30), threads);
+    std::printf("model %s (%s, %.2f GiB of weights), backend %s, %d threads\nplacement: %s\n",
+                mo.model.c_str(), type.c_str(), static_cast<double>(m.weight_bytes) / (1 << 30),
+                backend.c_str(), threads, offload->summary().c_str());
     if (n_prompt > 0) std::printf("pp%-5lld %10.1f tok/s\n", static_cast<long long>(n_prompt), pp_tps);
     if (n_gen > 0) {
-      std::printf("tg%-5lld %10.1f tok/s%s  (%.1f MB read per step, %.1f GB/s)\n",
+      std::printf("tg%-5lld %10.1f tok/s%s  (%.1f MB read per step, %.1f GB/s%s)\n",
                   static_cast<long long>(n_gen), tg_tps,
-                  parallel > 1 ? (" aggregate over " + std::to_string(parallel) + " sequences").c_str() : "",
-                  static_cast<double>(step_bytes) / 1e6, gbps);
+                  parallel > 1
+                      ? (" aggregate over " + std::to_string(parallel) + " sequences").c_str()
+                      : "",
+                  static_cast<double>(step_bytes) / 1e6, gbps, bw_text.c_str());
     }
   }
   return 0;

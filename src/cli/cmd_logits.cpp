@@ -1,4 +1,4 @@
-// shimmy logits -m FILE [--top K] [--json] [-c CTX] [-t THREADS]
+// shimmy logits -m FILE [--top K] [--json] [-c CTX] [-t THREADS] [--gpu-backend B] [-ngl N] ...
 // The conformance interface: reads the prompt from stdin (exact bytes), tokenizes it as the
 // reference does (BOS as the metadata says, special tokens not parsed), evaluates every
 // position in one batch, and prints per position the log-sum-exp and the top K logits:
@@ -13,6 +13,7 @@
 #include <numeric>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "engine/thread_pool.h"
 #include "model/forward.h"
 #include "tokenizer/tokenizer.h"
@@ -21,24 +22,19 @@ namespace shimmy::cli {
 
 int cmd_logits(int argc, char** argv) {
   CLI::App app{"Per-position top-k logits of a prompt read from stdin, as JSON", "shimmy logits"};
-  std::string path;
-  int top = 10, threads = 0;
-  int64_t ctx = 0;
+  ModelOptions mo;  // -c defaults to min(2048, training context) here
+  int top = 10;
   bool json = true;
-  app.add_option("-m,--model", path, "GGUF model file")->required()->envname("SHIMMY_MODEL");
+  add_model_options(app, mo);
   app.add_option("--top", top, "logits per position, highest first (up to the vocabulary size)")
       ->check(CLI::PositiveNumber);
-  app.add_option("-c,--ctx-size", ctx, "context size (default: min(2048, training context))")
-      ->envname("SHIMMY_CTX_SIZE");
-  app.add_option("-t,--threads", threads, "threads (default: physical cores)")
-      ->envname("SHIMMY_THREADS");
   app.add_flag("--json", json, "print JSON (the only output format; accepted for clarity)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
-  auto model = model::load_model(path);
+  auto model = model::load_model(mo.model);
   if (!model) {
     std::fprintf(stderr, "error: %s\n", model.error().message.c_str());
     return 1;
@@ -51,7 +47,7 @@ int cmd_logits(int argc, char** argv) {
   const model::Config& c = (*model)->cfg;
   std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
   std::vector<int32_t> ids = (*tok)->encode(text, /*add_special=*/true, /*parse_special=*/false);
-  if (ctx <= 0) ctx = std::min<int64_t>(2048, c.n_ctx_train);
+  const int64_t ctx = mo.ctx > 0 ? mo.ctx : std::min<int64_t>(2048, c.n_ctx_train);
   if (ids.empty()) {
     std::fprintf(stderr, "error: the prompt is empty after tokenization\n");
     return 1;
@@ -61,10 +57,13 @@ int cmd_logits(int argc, char** argv) {
                  ids.size(), static_cast<long long>(ctx));
     return 1;
   }
-  engine::ThreadPool pool(threads > 0 ? threads : engine::physical_cores());
   const int64_t n = static_cast<int64_t>(ids.size());
-  model::KvCache cache(c, ctx);
-  model::Forward fwd(**model, n, ctx, pool);
+  const bool kv_f16 = mo.kv_type == "f16";
+  auto offload = place_or_report(**model, mo, {ctx, 1, n, kv_f16});
+  if (!offload) return 3;
+  engine::ThreadPool pool(mo.threads > 0 ? mo.threads : engine::physical_cores());
+  model::Forward fwd(**model, n, ctx, pool, offload->layer_plan());
+  model::KvCache cache(c, ctx, kv_f16, fwd.cpu_layers(), 0);
   std::vector<model::BatchToken> batch(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) batch[i] = {ids[i], static_cast<int32_t>(i), &cache, true};
   std::vector<float> logits(static_cast<size_t>(n * c.n_vocab));

@@ -1,5 +1,6 @@
 // shimmy run -m FILE [-p PROMPT] [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]
 //            [--repeat-penalty R] [--seed S] [-c CTX] [-t THREADS] [--json] [--stop S]...
+//            [--gpu-backend B] [--gpu-layers N] [--gpu-margin MiB] [--tensor-split a,b]
 // Streams the continuation of PROMPT to stdout (the prompt itself is not echoed).
 // --json prints {"prompt_tokens":[...], "tokens":[...], "text":"..."} at the end instead.
 // Without -p: an interactive loop, one completion per line read from stdin.
@@ -80,8 +81,12 @@ int cmd_run(int argc, char** argv) {
     return 1;
   }
   const int64_t ctx = mo.ctx > 0 ? mo.ctx : std::min<int64_t>(4096, (*model)->cfg.n_ctx_train);
+  const int64_t batch = 256;
+  auto offload = place_or_report(**model, mo, {ctx, 1, batch, mo.kv_type == "f16"});
+  if (!offload) return 3;
   engine::ThreadPool pool(mo.threads > 0 ? mo.threads : engine::physical_cores());
-  engine::Session session(**model, **tok, pool, ctx, 256, mo.kv_type == "f16");
+  engine::Session session(**model, **tok, pool, ctx, batch, mo.kv_type == "f16",
+                          offload->layer_plan());
   if (have_prompt) return complete(session, **tok, prompt, g, json, verbose);
   std::string line;
   std::fprintf(stderr, "> ");

@@ -1,10 +1,14 @@
-// shimmy show FILE [--json] [--metadata] [--tensors]  (alias: probe)
-// Prints a GGUF model's facts; --json prints the keys documented in README.md.
+// shimmy show FILE [--json] [--metadata] [--tensors] [--placement [-c CTX] [--gpu-*]]
+// (alias: probe). Prints a GGUF model's facts; --json prints the keys documented in
+// README.md. --placement adds what would run where (a dry run of the placement planner:
+// nothing is uploaded), exit status 3 when an explicit --gpu-* request cannot be honoured.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/options.h"
+#include "cli/placement_report.h"
 #include "gguf/summary.h"
 
 namespace shimmy::cli {
@@ -131,12 +135,22 @@ void print_text(const gguf::Summary& s, const std::string& path) {
 int cmd_show(int argc, char** argv) {
   CLI::App app{"Show a GGUF model's metadata", "shimmy show"};
   std::string path;
-  bool json = false, metadata = false, tensors = false;
+  bool json = false, metadata = false, tensors = false, placement = false;
+  ModelOptions mo;
   app.add_option("file", path, "GGUF file (a split model: any of its shards)")->required();
   app.add_option("-m,--model", path, "same as the positional FILE");
   app.add_flag("--json", json, "print JSON (keys documented in README.md)");
   app.add_flag("--metadata", metadata, "also print every metadata key");
   app.add_flag("--tensors", tensors, "also print every tensor");
+  app.add_flag("--placement", placement, "also print what would run where (CPU, GPUs)");
+  app.add_option("-c,--ctx-size", mo.ctx,
+                 "context size for --placement (default: min(4096, trained))")
+      ->envname("SHIMMY_CTX_SIZE")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--kv-type", mo.kv_type, "KV cache type for --placement: f16 or f32")
+      ->envname("SHIMMY_KV_TYPE")
+      ->check(CLI::IsMember({"f16", "f32"}));
+  add_gpu_options(app, mo);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -148,8 +162,32 @@ int cmd_show(int argc, char** argv) {
     return 1;
   }
   gguf::Summary s = gguf::summarize(*f);
+  // The placement preview: the model as `run` would load it, planned but not uploaded.
+  std::unique_ptr<model::Model> model;
+  std::unique_ptr<engine::Offload> offload;
+  int64_t ctx = 0;
+  if (placement) {
+    auto m = model::load_model(path);
+    if (!m) {
+      std::fprintf(stderr, "error: %s\n", m.error().message.c_str());
+      return 1;
+    }
+    model = std::move(*m);
+    ctx = mo.ctx > 0 ? mo.ctx : std::min<int64_t>(4096, model->cfg.n_ctx_train);
+    auto off = engine::place_model(*model, backend_options(mo), {ctx, 1, 256, mo.kv_type == "f16"},
+                                   /*create=*/false);
+    if (!off) {
+      std::fprintf(stderr, "error: %s\n", off.error().message.c_str());
+      return 3;
+    }
+    offload = std::move(*off);
+  }
   if (json) {
     nlohmann::json j = to_json(s, path);
+    if (offload) {
+      j["placement"] = placement_json(*offload);
+      j["placement"]["context"] = ctx;
+    }
     if (metadata) {
       nlohmann::json md = nlohmann::json::object();
       for (const auto& kv : f->metadata()) md[kv.key] = kv.value.to_display(16);
@@ -170,6 +208,13 @@ int cmd_show(int argc, char** argv) {
     return 0;
   }
   print_text(s, path);
+  if (offload) {
+    std::printf("  placement         context %lld, backend %s (requested %s)\n",
+                static_cast<long long>(ctx),
+                offload->plan().all_cpu() ? "cpu" : offload->backend().c_str(),
+                mo.gpu_backend.c_str());
+    std::printf("%s", placement_text(*offload, "    ").c_str());
+  }
   if (metadata) {
     std::printf("  metadata\n");
     for (const auto& kv : f->metadata()) {

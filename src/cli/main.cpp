@@ -51,6 +51,11 @@ int main(int argc, char** argv) {
     usage(stdout);
     return 0;
   }
+  // llama.cpp's `-ngl N` is `--gpu-layers N` (CLI11 takes only one-letter short names).
+  static char gpu_layers_flag[] = "--gpu-layers";
+  for (int i = 2; i < argc; ++i) {
+    if (std::strcmp(argv[i], "-ngl") == 0) argv[i] = gpu_layers_flag;
+  }
   for (const auto& c : kCommands) {
     if (cmd == c.name) {
       std::string name = std::string("shimmy ") + c.name;

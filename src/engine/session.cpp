@@ -15,13 +15,14 @@ const char* stop_reason_name(StopReason r) {
 }
 
 Session::Session(const model::Model& m, const tokenizer::Tokenizer& tok, ThreadPool& pool,
-                 int64_t ctx, int64_t batch, bool kv_f16)
+                 int64_t ctx, int64_t batch, bool kv_f16, model::LayerPlan plan)
     : m_(m),
       tok_(tok),
       ctx_(ctx),
       batch_(batch),
-      cache_(m.cfg, ctx, kv_f16),
-      fwd_(m, batch, ctx, pool),
+      // The CPU cache holds only the layers the CPU runs (cache_ is built before fwd_).
+      cache_(m.cfg, ctx, kv_f16, plan.cpu_layers < 0 ? m.cfg.n_layer : plan.cpu_layers, 0),
+      fwd_(m, batch, ctx, pool, std::move(plan)),
       logits_(static_cast<size_t>(m.cfg.n_vocab)),
       bt_(static_cast<size_t>(batch)) {}
 
@@ -37,6 +38,8 @@ Result<GenerateResult> Session::generate(const std::vector<int32_t>& prompt,
     return make_error("the prompt is " + std::to_string(n) + " tokens, but the context holds " +
                       std::to_string(ctx_) + " (raise -c/--ctx-size or shorten the prompt)");
   }
+  // A new sequence in the same slot: device stages forget the previous one.
+  if (Status st = fwd_.truncate(cache_, 0); !st) return st.error();
   auto t0 = clock::now();
   // Prompt processing in batches; logits only for the last prompt token.
   for (int64_t b = 0; b < n; b += batch_) {

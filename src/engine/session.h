@@ -36,9 +36,10 @@ struct GenerateResult {
 
 class Session {
  public:
-  // ctx: context size in tokens; batch: prompt tokens per forward pass.
+  // ctx: context size in tokens; batch: prompt tokens per forward pass; plan: layers on
+  // devices (engine/offload.h), whose contexts must serve ctx, batch and slot 0.
   Session(const model::Model& m, const tokenizer::Tokenizer& tok, ThreadPool& pool, int64_t ctx,
-          int64_t batch = 256, bool kv_f16 = true);
+          int64_t batch = 256, bool kv_f16 = true, model::LayerPlan plan = {});
 
   // Generates a continuation of `prompt_ids`; on_text receives each piece of text as soon
   // as it is safe to emit (return false to stop early). Errors: prompt longer than the

@@ -9,9 +9,13 @@
 
 namespace shimmy::model {
 
-KvCache::KvCache(const Config& c, int64_t n_ctx, bool f16)
-    : n_ctx_(n_ctx), kv_dim_(c.n_head_kv * c.head_dim), f16_(f16) {
-  const size_t n = static_cast<size_t>(c.n_layer * n_ctx * kv_dim_);
+KvCache::KvCache(const Config& c, int64_t n_ctx, bool f16, int64_t n_layers, int32_t slot)
+    : n_ctx_(n_ctx),
+      kv_dim_(c.n_head_kv * c.head_dim),
+      n_layers_(n_layers),
+      slot_(slot),
+      f16_(f16) {
+  const size_t n = static_cast<size_t>(n_layers * n_ctx * kv_dim_);
   if (f16) {
     k16_.assign(n, 0);
     v16_.assign(n, 0);
@@ -21,8 +25,15 @@ KvCache::KvCache(const Config& c, int64_t n_ctx, bool f16)
   }
 }
 
-Forward::Forward(const Model& m, int64_t max_batch, int64_t max_ctx, engine::ThreadPool& pool)
-    : m_(m), c_(m.cfg), max_batch_(max_batch), max_ctx_(max_ctx), pool_(pool) {
+Forward::Forward(const Model& m, int64_t max_batch, int64_t max_ctx, engine::ThreadPool& pool,
+                 LayerPlan plan)
+    : m_(m),
+      c_(m.cfg),
+      max_batch_(max_batch),
+      max_ctx_(max_ctx),
+      pool_(pool),
+      cpu_layers_(plan.cpu_layers < 0 ? m.cfg.n_layer : std::min(plan.cpu_layers, m.cfg.n_layer)),
+      stages_(std::move(plan.stages)) {
   const int64_t B = max_batch, E = c_.n_embd, Q = c_.n_head * c_.head_dim,
                 KV = c_.n_head_kv * c_.head_dim, F = c_.n_ff;
   x_.resize(B * E);
@@ -35,6 +46,12 @@ Forward::Forward(const Model& m, int64_t max_batch, int64_t max_ctx, engine::Thr
   up_.resize(B * F);
   cs_.resize(B * c_.n_rot);
   scores_.resize(static_cast<size_t>(pool.size()) * max_ctx);
+  if (!stages_.empty()) {
+    y_.resize(B * E);
+    seq_.resize(B);
+    pos_.resize(B);
+    want_.resize(B);
+  }
   // The largest activation row: any weight's act format for the widest input (n_ff).
   size_t act_row = 0;
   auto consider = [&](const Weight& w) {
@@ -139,6 +156,16 @@ Status Forward::eval(std::span<const BatchToken> batch, float* out) {
       return make_error("position " + std::to_string(bt.pos) + " is outside the context of " +
                         std::to_string(bt.cache ? bt.cache->n_ctx() : 0) + " tokens");
     }
+    if (bt.cache->n_layers() < cpu_layers_) {
+      return make_error("the KV cache holds " + std::to_string(bt.cache->n_layers()) +
+                        " layers, but the CPU runs " + std::to_string(cpu_layers_));
+    }
+    for (const DeviceStage& st : stages_) {
+      if (bt.cache->slot() < 0 || bt.cache->slot() >= st.max_seqs) {
+        return make_error("sequence slot " + std::to_string(bt.cache->slot()) + " is outside " +
+                          st.label + "'s " + std::to_string(st.max_seqs) + " slots");
+      }
+    }
   }
   // Embeddings and the rope angles of every row.
   pool_.parallel_for(n, [&](int64_t b, int64_t e, int) {
@@ -150,7 +177,7 @@ Status Forward::eval(std::span<const BatchToken> batch, float* out) {
     }
   });
 
-  for (int64_t l = 0; l < c_.n_layer; ++l) {
+  for (int64_t l = 0; l < cpu_layers_; ++l) {
     const Layer& L = m_.layers[static_cast<size_t>(l)];
     for (int64_t i = 0; i < n; ++i) {
       cpu::rms_norm(x_.data() + i * E, L.attn_norm.f32(), h_.data() + i * E, E, c_.rms_eps);
@@ -205,6 +232,11 @@ Status Forward::eval(std::span<const BatchToken> batch, float* out) {
     for (int64_t i = 0; i < n * E; ++i) x_[i] += gate_[i];
   }
 
+  if (!stages_.empty()) {
+    bool logits_done = false;
+    if (Status st = run_stages(batch, out, logits_done); !st || logits_done) return st;
+  }
+
   // Final norm of the rows that want logits, packed, then the output matrix.
   int64_t n_out = 0;
   for (int64_t i = 0; i < n; ++i) {
@@ -213,6 +245,52 @@ Status Forward::eval(std::span<const BatchToken> batch, float* out) {
     ++n_out;
   }
   if (n_out) matmul(m_.output, h_.data(), n_out, out);
+  return Status{};
+}
+
+// The device stages in order: hidden states x_ go in, come back in y_ (swapped into x_), or
+// the last stage returns the logits straight into `out` (logits_done).
+Status Forward::run_stages(std::span<const BatchToken> batch, float* out, bool& logits_done) {
+  const int64_t n = static_cast<int64_t>(batch.size());
+  for (int64_t i = 0; i < n; ++i) {
+    seq_[i] = batch[i].cache->slot();
+    pos_[i] = batch[i].pos;
+    want_[i] = batch[i].logits ? 1 : 0;
+  }
+  for (const DeviceStage& st : stages_) {
+    if (n > st.max_batch) {
+      return make_error("batch of " + std::to_string(n) + " tokens exceeds " + st.label +
+                        "'s maximum of " + std::to_string(st.max_batch));
+    }
+    ShimmyBatch b{n,
+                  seq_.data(),
+                  pos_.data(),
+                  cs_.data(),
+                  x_.data(),
+                  want_.data(),
+                  st.head ? out : y_.data()};
+    char err[512] = {0};
+    if (st.api->eval(st.ctx, &b, err, sizeof err) != 0) {
+      return make_error(st.label + " failed on layers " + std::to_string(st.begin) + "-" +
+                        std::to_string(st.end - 1) + ": " + err);
+    }
+    if (st.head) {
+      logits_done = true;
+      return Status{};
+    }
+    x_.swap(y_);
+  }
+  return Status{};
+}
+
+Status Forward::truncate(const KvCache& cache, int64_t pos) {
+  for (const DeviceStage& st : stages_) {
+    char err[512] = {0};
+    if (st.api->seq_truncate(st.ctx, cache.slot(), pos, err, sizeof err) != 0) {
+      return make_error(st.label + ": cannot clear sequence slot " + std::to_string(cache.slot()) +
+                        ": " + err);
+    }
+  }
   return Status{};
 }
 

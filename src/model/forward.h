@@ -10,6 +10,12 @@
 //               h = rmsnorm(x) * ffn_norm;   x += (silu(h Wgate) * (h Wup)) Wdown
 //   logits = (rmsnorm(x) * output_norm) Woutput        only for the rows asked for
 //
+// Partial offload: with a LayerPlan, the CPU runs layers [0, cpu_layers) and each device
+// stage (a backend plugin's context, backend/plugin_abi.h) runs the next consecutive range,
+// taking the f32 hidden states, the rope cos/sin and each token's sequence slot and
+// position; the last stage may also run the head and return the logits. The stages keep
+// their own KV caches, addressed by KvCache::slot().
+//
 // All scratch memory is allocated in the constructor for `max_batch` tokens: eval() never
 // allocates. Numerics follow the reference (llama.cpp's CPU path): activations are
 // quantized to the weight's activation type before each product (quant/kernels.h), K and
@@ -18,20 +24,27 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "backend/cpu/ops.h"
+#include "backend/plugin_abi.h"
 #include "engine/thread_pool.h"
 #include "model/model.h"
 #include "util/result.h"
 
 namespace shimmy::model {
 
-// One sequence's keys and values: [n_layer][n_ctx][n_head_kv * head_dim].
+// One sequence's keys and values on the CPU: [n_layers][n_ctx][n_head_kv * head_dim], for
+// the layers the CPU runs (all of them, or [0, Forward::cpu_layers())). `slot` names the
+// sequence in the device stages' caches (0 .. max_seqs-1); give each live cache its own.
 class KvCache {
  public:
-  KvCache(const Config& c, int64_t n_ctx, bool f16 = true);
+  KvCache(const Config& c, int64_t n_ctx, bool f16 = true) : KvCache(c, n_ctx, f16, c.n_layer) {}
+  KvCache(const Config& c, int64_t n_ctx, bool f16, int64_t n_layers, int32_t slot = 0);
   int64_t n_ctx() const { return n_ctx_; }
+  int64_t n_layers() const { return n_layers_; }
+  int32_t slot() const { return slot_; }
   bool f16() const { return f16_; }
   uint64_t bytes() const { return f16_ ? k16_.size() * 4 : k32_.size() * 8; }
   // Row of layer l, position p.
@@ -41,7 +54,8 @@ class KvCache {
   float* v32(int64_t l, int64_t p) { return v32_.data() + (l * n_ctx_ + p) * kv_dim_; }
 
  private:
-  int64_t n_ctx_, kv_dim_;
+  int64_t n_ctx_, kv_dim_, n_layers_;
+  int32_t slot_;
   bool f16_;
   std::vector<uint16_t> k16_, v16_;
   std::vector<float> k32_, v32_;
@@ -54,30 +68,61 @@ struct BatchToken {
   bool logits = false;       // compute this row's logits
 };
 
+// Layers [begin, end) of the model, and the head when `head`, run by a plugin context that
+// someone else (engine/offload.h) created and owns.
+struct DeviceStage {
+  const ShimmyBackendApi* api = nullptr;
+  ShimmyContext* ctx = nullptr;
+  int64_t begin = 0, end = 0;
+  bool head = false;
+  int64_t max_batch = 0, max_seqs = 0;  // what the context was created for
+  std::string label;                    // "cuda:0", for messages
+};
+
+// What runs where; the default runs everything on the CPU.
+struct LayerPlan {
+  int64_t cpu_layers = -1;          // the CPU runs [0, cpu_layers); -1: every layer
+  std::vector<DeviceStage> stages;  // consecutive from cpu_layers to n_layer
+};
+
 class Forward {
  public:
   // max_ctx: the largest cache any batch token will use.
-  Forward(const Model& m, int64_t max_batch, int64_t max_ctx, engine::ThreadPool& pool);
+  Forward(const Model& m, int64_t max_batch, int64_t max_ctx, engine::ThreadPool& pool,
+          LayerPlan plan = {});
 
   // Runs the batch; writes logits of the rows with `logits` set, in batch order, to
   // out[k * n_vocab ...]. Errors: batch too large, token id out of range, position out of
   // the cache.
   Status eval(std::span<const BatchToken> batch, float* out);
 
+  // Forgets positions >= pos of the cache's sequence in every device stage (pos 0: the
+  // sequence starts over). Call it before reusing a cache for another sequence; the CPU
+  // part needs nothing (positions are simply overwritten).
+  Status truncate(const KvCache& cache, int64_t pos);
+
   const Model& model() const { return m_; }
   int64_t max_batch() const { return max_batch_; }
+  // Layers the CPU runs, [0, cpu_layers()): the layers a KvCache needs.
+  int64_t cpu_layers() const { return cpu_layers_; }
 
  private:
   // y[m, w.rows] = x[m, w.cols] W^T (x quantized to W's activation type first).
   void matmul(const Weight& w, const float* x, int64_t m, float* y);
   void attention(std::span<const BatchToken> batch, int64_t layer);
+  Status run_stages(std::span<const BatchToken> batch, float* out, bool& logits_done);
 
   const Model& m_;
   const Config& c_;
   int64_t max_batch_, max_ctx_;
   engine::ThreadPool& pool_;
   cpu::RopeParams rope_;
+  int64_t cpu_layers_;
+  std::vector<DeviceStage> stages_;
   std::vector<float> x_, h_, q_, k_, v_, att_, gate_, up_, cs_, scores_;
+  std::vector<float> y_;            // [max_batch, n_embd] a stage's output hidden states
+  std::vector<int32_t> seq_, pos_;  // [max_batch] a stage batch's slots and positions
+  std::vector<uint8_t> want_;       // [max_batch] rows that want logits
   std::vector<uint8_t> act_;  // quantized activations, [m] rows of the largest act row
 };
 
