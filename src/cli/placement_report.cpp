@@ -24,9 +24,9 @@ std::string placement_text(const engine::Offload& off, const std::string& in) {
          format_bytes(seg.kv_bytes) + " KV + " + format_bytes(seg.scratch_bytes) + " scratch; " +
          format_bytes(info.free_bytes) + " free of " + format_bytes(info.total_bytes) + "\n";
   }
-  s += in + "  cpu: " + layer_range(0, p.cpu_layers) + (p.head_on_cpu ? " + output" : "") +
-       " + embeddings; " + format_bytes(p.cpu_weight_bytes) + " weights + " +
-       format_bytes(p.cpu_kv_bytes) + " KV\n";
+  s += in + "  cpu: " + (p.cpu_layers > 0 ? layer_range(0, p.cpu_layers) + " + " : "") +
+       (p.head_on_cpu ? "output + " : "") + "embeddings; " + format_bytes(p.cpu_weight_bytes) +
+       " weights + " + format_bytes(p.cpu_kv_bytes) + " KV\n";
   if (!off.fallback().empty()) s += in + "  why the CPU: " + off.fallback() + "\n";
   for (const auto& n : p.notes) s += in + "  note: " + n + "\n";
   return s;

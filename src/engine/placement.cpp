@@ -88,10 +88,10 @@ std::string need_vs_free(const PlacementInput& in, const Attempt& a) {
     if (!msg.empty()) msg += "; ";
     msg += d.label + " " + d.name + " needs " +
            format_bytes(a.need[static_cast<size_t>(s.device)]) + " (" +
-           std::to_string(s.end - s.begin) + " layers" + (s.head ? " + output" : "") + ": " +
-           format_bytes(s.weight_bytes) + " weights + " + format_bytes(s.kv_bytes) + " KV + " +
-           format_bytes(s.scratch_bytes) + " scratch + " + format_bytes(in.margin_bytes) +
-           " margin), " + format_bytes(d.free_bytes) + " free";
+           std::to_string(s.end - s.begin) + (s.end - s.begin == 1 ? " layer" : " layers") +
+           (s.head ? " + output" : "") + ": " + format_bytes(s.weight_bytes) + " weights + " +
+           format_bytes(s.kv_bytes) + " KV + " + format_bytes(s.scratch_bytes) + " scratch + " +
+           format_bytes(in.margin_bytes) + " margin), " + format_bytes(d.free_bytes) + " free";
   }
   return msg;
 }
