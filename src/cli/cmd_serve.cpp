@@ -8,6 +8,9 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/options.h"
+#include "engine/backend_choice.h"
+#include "server/backend_probe.h"
 #include "server/catalog_provider.h"
 #include "server/server.h"
 #include "server/shutdown.h"
@@ -32,6 +35,10 @@ int cmd_serve(int argc, char** argv) {
                  "colon-separated)")
       ->envname("SHIMMY_MODELS_DIR")
       ->delimiter(':');
+  // The GPU flags are accepted now so scripts can set them; --gpu-layers, --gpu-margin and
+  // --tensor-split take effect when the server loads models.
+  ModelOptions mo;
+  add_gpu_options(app, mo);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -64,13 +71,24 @@ int cmd_serve(int argc, char** argv) {
     log::warn(msg);
   }
 
+  // A named backend that cannot be used is an error before listening (exit status 3);
+  // `auto` probes in the background so start-up stays fast.
+  if (mo.gpu_backend != "auto" && mo.gpu_backend != "cpu") {
+    auto c = engine::choose_backend(mo.gpu_backend, backend::plugins());
+    if (!c) {
+      log::error(c.error().message);
+      return 3;
+    }
+  }
+  server::BackendProbe backends(mo.gpu_backend);
   server::CatalogProvider provider(catalog);
-  server::HttpServer srv(opts, provider);
+  server::HttpServer srv(opts, provider, &backends);
   if (Status s = srv.bind(); !s) {
     log::error(s.message());
     return 1;
   }
   running = &srv;
+  backends.start();
   log::info("listening on http://" + srv.host() + ":" + std::to_string(srv.port()) + " (" +
             std::to_string(models.size()) + " model" + (models.size() == 1 ? "" : "s") + ")");
   if (signals->received()) srv.stop();  // a signal that came before `running` was set

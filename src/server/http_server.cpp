@@ -95,8 +95,8 @@ struct HttpServer::Impl {
   bool stop_requested = false;
   bool running = false;
 
-  Impl(ServerOptions o, ModelProvider& m)
-      : opts(std::move(o)), ctx{m, std::chrono::steady_clock::now()} {}
+  Impl(ServerOptions o, ModelProvider& m, BackendProvider* b)
+      : opts(std::move(o)), ctx{m, std::chrono::steady_clock::now(), b} {}
 
   void install();
 };
@@ -158,8 +158,8 @@ void HttpServer::Impl::install() {
   });
 }
 
-HttpServer::HttpServer(ServerOptions opts, ModelProvider& models)
-    : impl_(std::make_unique<Impl>(std::move(opts), models)) {
+HttpServer::HttpServer(ServerOptions opts, ModelProvider& models, BackendProvider* backends)
+    : impl_(std::make_unique<Impl>(std::move(opts), models, backends)) {
   impl_->install();
 }
 

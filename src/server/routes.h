@@ -36,6 +36,7 @@ class RouteTable {
 struct RouteContext {
   ModelProvider& models;
   std::chrono::steady_clock::time_point started;
+  BackendProvider* backends = nullptr;  // null: CPU only
 };
 
 void add_info_routes(RouteTable& routes, RouteContext& ctx);

@@ -80,6 +80,39 @@ json tags_entry(const store::ModelEntry& m) {
             {"quantization_level", quant_from_name(m.stem.empty() ? m.name : m.stem)}}}};
 }
 
+// /health's "backend": the plugin scan, every plugin and its devices, and the choice.
+json backend_json(BackendProvider* p) {
+  BackendStatus st = p ? p->backend_status() : BackendStatus{"cpu", "ready", "cpu", "", {}};
+  json plugins = json::array(), devices = json::array();
+  for (const auto& pl : st.plugins) {
+    json devs = json::array();
+    for (size_t d = 0; d < pl.devices.size(); ++d) {
+      const auto& dv = pl.devices[d];
+      json j = {{"device", pl.name + ":" + std::to_string(d)},
+                {"name", dv.name},
+                {"free_bytes", dv.free_bytes},
+                {"total_bytes", dv.total_bytes}};
+      if (dv.cc_major > 0)
+        j["compute_capability"] = std::to_string(dv.cc_major) + "." + std::to_string(dv.cc_minor);
+      if (dv.mem_bandwidth_gbs > 0) j["mem_bandwidth_gbs"] = dv.mem_bandwidth_gbs;
+      devs.push_back(j);
+      if (pl.name == st.selected) devices.push_back(j);
+    }
+    plugins.push_back({{"name", pl.name},
+                       {"path", pl.path},
+                       {"loaded", pl.loaded},
+                       {"usable", pl.usable()},
+                       {"reason", pl.reason.empty() ? json(nullptr) : json(pl.reason)},
+                       {"version", pl.version},
+                       {"runtime", pl.runtime},
+                       {"devices", devs}});
+  }
+  return {
+      {"requested", st.requested}, {"state", st.state},
+      {"selected", st.selected},   {"reason", st.reason.empty() ? json(nullptr) : json(st.reason)},
+      {"devices", devices},        {"plugins", plugins}};
+}
+
 json openai_model(const store::ModelEntry& m) {
   return {
       {"id", m.name}, {"object", "model"}, {"created", m.modified_unix}, {"owned_by", "shimmy"}};
@@ -97,7 +130,8 @@ void add_info_routes(RouteTable& routes, RouteContext& ctx) {
                 {"version", SHIMMY_VERSION},
                 {"models_found", models.size()},
                 {"models_loaded", 0},
-                {"uptime_s", uptime}});
+                {"uptime_s", uptime},
+                {"backend", backend_json(ctx.backends)}});
   });
 
   routes.get("/v1/models", [&ctx](const httplib::Request&, httplib::Response& res) {

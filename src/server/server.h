@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/plugin/loader.h"
 #include "store/model_entry.h"
 #include "util/result.h"
 
@@ -23,6 +24,21 @@ class ModelProvider {
   virtual std::vector<store::ModelEntry> list_models() = 0;
 };
 
+// What /health reports about GPU backends (server/backend_probe.h has the real one).
+struct BackendStatus {
+  std::string requested = "auto";  // --gpu-backend
+  std::string state = "ready";     // "probing" while the plugin scan runs, then "ready"
+  std::string selected = "cpu";    // the plugin models will use, or "cpu"
+  std::string reason;              // why "cpu" under auto (empty otherwise)
+  std::vector<backend::PluginInfo> plugins;
+};
+
+class BackendProvider {
+ public:
+  virtual ~BackendProvider() = default;
+  virtual BackendStatus backend_status() = 0;
+};
+
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 11435;                   // 0: pick a free port (tests)
@@ -31,7 +47,8 @@ struct ServerOptions {
 
 class HttpServer {
  public:
-  HttpServer(ServerOptions opts, ModelProvider& models);
+  // backends: null reports the CPU only.
+  HttpServer(ServerOptions opts, ModelProvider& models, BackendProvider* backends = nullptr);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

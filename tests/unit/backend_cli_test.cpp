@@ -4,9 +4,17 @@
 // The fake plugin lives in build/test-plugins/fake and is named through SHIMMY_BACKEND_PATH.
 #include <dlfcn.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <regex>
+#include <thread>
 
 #include "support/paths.h"
 
@@ -273,4 +281,77 @@ TEST(BackendCli, CudaPluginWithoutDriverSaysWhy) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(count_lines_starting(r.err, "WARN"), 1) << r.err;
   EXPECT_NE(r.err.find("libcuda.so.1"), std::string::npos) << r.err;
+}
+
+namespace {
+
+// `shimmy serve --port 0` with the fake plugin; returns its pid and port (0 on failure).
+std::pair<pid_t, int> start_server(const std::string& devices, std::string* log) {
+  int fds[2];
+  if (pipe(fds) != 0) return {-1, 0};
+  const std::string path = fake_path(), devs = "SHIMMY_FAKE_DEVICES=" + devices;
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 2);
+    close(fds[0]);
+    close(fds[1]);
+    execl("/usr/bin/env", "env", "-u", "SHIMMY_GPU_BACKEND", path.c_str(), devs.c_str(), SHIMMY_BIN,
+          "serve", "--port", "0", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(fds[1]);
+  const std::regex re(R"(listening on http://127\.0\.0\.1:(\d+))");
+  std::smatch m;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fds[0], POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    char buf[4096];
+    ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n <= 0) break;
+    log->append(buf, static_cast<size_t>(n));
+    if (std::regex_search(*log, m, re)) break;
+  }
+  close(fds[0]);
+  return {pid, m.empty() ? 0 : std::stoi(m[1].str())};
+}
+
+}  // namespace
+
+TEST(BackendCli, ServeHealthReportsPluginsAndDevices) {
+  std::string log;
+  auto [pid, port] = start_server("Fake GPU A:1024:2048:900", &log);
+  ASSERT_GT(pid, 0);
+  ASSERT_GT(port, 0) << log;
+  httplib::Client cli("127.0.0.1", port);
+  nlohmann::json b;
+  for (int i = 0; i < 100; ++i) {  // the scan runs in the background after listening
+    auto r = cli.Get("/health");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200);
+    b = nlohmann::json::parse(r->body)["backend"];
+    if (b["state"] == "ready") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(b["state"], "ready") << b.dump();
+  EXPECT_EQ(b["requested"], "auto");
+  EXPECT_EQ(b["selected"], "fake");
+  ASSERT_EQ(b["devices"].size(), 1u) << b.dump();
+  EXPECT_EQ(b["devices"][0]["device"], "fake:0");
+  EXPECT_EQ(b["devices"][0]["name"], "Fake GPU A");
+  EXPECT_EQ(b["devices"][0]["free_bytes"], 1024ull << 20);
+  ASSERT_EQ(b["plugins"].size(), 1u);
+  EXPECT_EQ(b["plugins"][0]["name"], "fake");
+  EXPECT_EQ(b["plugins"][0]["loaded"], true);
+}
+
+TEST(BackendCli, ServeWithANamedBackendThatCannotRunExits3) {
+  auto r = fake("", {"serve", "--port", "0", "--gpu-backend", "fake"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.err.find("no usable device: SHIMMY_FAKE_DEVICES is empty"), std::string::npos)
+      << r.err;
 }

@@ -93,6 +93,10 @@ TEST_F(ServerTest, Health) {
   EXPECT_EQ(j["status"], "ok");
   EXPECT_EQ(j["models_found"], 3);
   EXPECT_TRUE(j["version"].is_string());
+  // Without a backend provider: the CPU only.
+  EXPECT_EQ(j["backend"]["selected"], "cpu");
+  EXPECT_EQ(j["backend"]["state"], "ready");
+  EXPECT_TRUE(j["backend"]["devices"].empty());
 }
 
 TEST_F(ServerTest, OpenAiModels) {
