@@ -4,6 +4,7 @@
 // every m, tile position and row range.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <random>
 
@@ -272,6 +273,43 @@ TEST(QuantPacked, EqualsScalarVecDotBitExact) {
                     << "n=" << n << " m=" << m << " i=" << i << " r=" << r;
               }
           }
+        }
+      }
+    }
+  }
+}
+
+// Packed F16 (AVX2): every element equals one FMA chain over k in order, for every m and
+// range of whole groups (the definition that makes it batch invariant).
+TEST(QuantPacked, F16IsOneFmaChainPerPair) {
+  const WeightKernels* k = kernels_for(TensorType::F16, Isa::Avx2);
+  if (!k) GTEST_SKIP() << "no AVX2 on this CPU";
+  ASSERT_TRUE(k->packed);
+  const int64_t rows = 48;
+  for (int64_t n : {int64_t(40), int64_t(600)}) {
+    const size_t ws = weight_row_bytes(*k, n).value(), as = act_row_bytes(*k, n).value();
+    const auto W = quantized(TensorType::F16, gaussian(rows * n, 41, 0.05f));
+    std::vector<uint8_t> P(W.size());
+    pack_rows(*k, W.data(), ws, rows, n, P.data());
+    const auto wf = dequantized(TensorType::F16, W.data(), rows * n);
+    for (int64_t m : {1, 2, 5, 6, 7, 13}) {
+      const auto x = gaussian(m * n, uint32_t(400 + m));
+      std::vector<uint8_t> A(as * size_t(m));
+      for (int64_t i = 0; i < m; ++i) k->quantize_act(x.data() + i * n, A.data() + size_t(i) * as, n);
+      const int64_t ldo = rows + 2;
+      std::vector<float> out(size_t(m * ldo), -1.f);
+      matmul_rows(*k->packed, n, P.data(), ws, A.data(), as, m, out.data(), ldo, 0, 16);
+      matmul_rows(*k->packed, n, P.data(), ws, A.data(), as, m, out.data(), ldo, 16, rows);
+      for (int64_t i = 0; i < m; ++i) {
+        const float* a = reinterpret_cast<const float*>(A.data() + size_t(i) * as);
+        for (int64_t r = 0; r < ldo; ++r) {
+          float ref = -1.f;
+          if (r < rows) {
+            ref = 0.f;
+            for (int64_t c = 0; c < n; ++c) ref = std::fma(wf[size_t(r * n + c)], a[c], ref);
+          }
+          ASSERT_EQ(f32_to_bits(out[size_t(i * ldo + r)]), f32_to_bits(ref))
+              << "n=" << n << " m=" << m << " i=" << i << " r=" << r;
         }
       }
     }

@@ -14,9 +14,10 @@
 //        is value 4v+t and high nibble value 16+4v+t.
 //   Q8_0 (272 bytes): f16 d[8], then 8 vectors of 32 bytes; byte 4j+t of vector c is
 //        value 4c+t of row j.
+//   F16 (AVX2 only; packed_f16_avx2.cpp): k-major, value k of the 8 rows at 16·k bytes.
 // A packed matrix has the same size as the GGUF one; group g starts at g * 8 * row_bytes.
 //
-// Numerics: each (act row, weight row) result is Σ over blocks in order of
+// Numerics (F16: see packed_f16_avx2.cpp, one FMA chain over k): each (act row, weight row) result is Σ over blocks in order of
 // (d_w*d_a) * float(isum), a multiply then an add (no FMA), the very operations of the
 // scalar vec_dot. Packed results are therefore bit-identical to the scalar kernels,
 // whatever m is and whatever ISA runs them: batch invariant by construction.

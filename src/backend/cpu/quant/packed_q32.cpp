@@ -72,15 +72,24 @@ DotFns packed_scalar_fns(TensorType t) {
 }
 
 bool can_pack(const WeightKernels& k, int64_t rows, int64_t n) {
-  return k.packed != nullptr && rows > 0 && rows % kRows == 0 && n > 0 && n % 32 == 0;
+  return k.packed != nullptr && rows > 0 && rows % kRows == 0 && n > 0 && n % k.block == 0;
 }
 
 void pack_rows(const WeightKernels& k, const void* src, size_t src_stride, int64_t rows,
                int64_t n, void* dst) {
-  const int64_t nb = n / 32;
-  const size_t bbytes = group_block_bytes(k.type);
   const auto* S = static_cast<const uint8_t*>(src);
   auto* D = static_cast<uint8_t*>(dst);
+  if (k.type == TensorType::F16) {  // k-major: value k of the group's 8 rows together
+    for (int64_t g = 0; g < rows / kRows; ++g)
+      for (int j = 0; j < kRows; ++j) {
+        const uint8_t* row = S + size_t(g * kRows + j) * src_stride;
+        uint8_t* o = D + size_t(g) * size_t(kRows) * size_t(n) * 2 + size_t(j) * 2;
+        for (int64_t c = 0; c < n; ++c) std::memcpy(o + size_t(c) * kRows * 2, row + 2 * c, 2);
+      }
+    return;
+  }
+  const int64_t nb = n / 32;
+  const size_t bbytes = group_block_bytes(k.type);
   for (int64_t g = 0; g < rows / kRows; ++g) {
     for (int64_t b = 0; b < nb; ++b) {
       uint8_t* gb = D + (size_t(g) * size_t(nb) + size_t(b)) * bbytes;

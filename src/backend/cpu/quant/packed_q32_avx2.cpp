@@ -164,6 +164,8 @@ DotFns packed_avx2_fns(TensorType t) {
       return DotFns{nullptr, &tile<PQ4_0>, true};
     case TensorType::Q8_0:
       return DotFns{nullptr, &tile<PQ8_0>, true};
+    case TensorType::F16:
+      return packed_avx2_fns_f16();
     default:
       return {};
   }
