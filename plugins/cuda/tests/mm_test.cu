@@ -72,11 +72,15 @@ bool is_k(TensorType t) {
          t == TensorType::Q5_K || t == TensorType::Q6_K;
 }
 
-// Two shapes per type: a short row (a partial last step for the 32-blocks) and a long one
-// (several steps per warp).
-std::vector<std::pair<int64_t, int64_t>> shapes_for(TensorType t) {
-  if (is_k(t)) return {{200, 768}, {130, 4352}};
-  return {{200, 800}, {130, 4384}};
+// Shapes per type: a short row (a partial last step for the 32-blocks) and a long one
+// (several steps per warp, k splits in the prompt path); for decode also many rows (one
+// warp per 16-row tile), for the prompt path enough row tiles to need no k split.
+std::vector<std::pair<int64_t, int64_t>> shapes_for(TensorType t, int64_t m) {
+  const bool k = is_k(t);
+  std::vector<std::pair<int64_t, int64_t>> v = {{200, k ? 768 : 800}, {130, k ? 4352 : 4384}};
+  if (m <= 16) v.push_back({40000, k ? 256 : 96});
+  if (m > 16) v.push_back({2100, k ? 256 : 288});
+  return v;
 }
 
 struct HostWeights {
@@ -216,7 +220,7 @@ void run_case(TensorType type, int64_t m, int64_t rows, int64_t cols) {
 TEST_P(MatmulTest, MatchesFloat64Reference) {
   SKIP_WITHOUT_GPU();
   const auto [type, m] = GetParam();
-  for (const auto& [rows, cols] : shapes_for(type)) {
+  for (const auto& [rows, cols] : shapes_for(type, m)) {
     run_case(type, m, rows, cols);
     if (HasFatalFailure()) return;
   }

@@ -71,10 +71,34 @@ struct StepPtrs {
   const uint8_t* sb;
 };
 
+// Weights stream through once: global loads skip L1 (which keeps x).
+template <class T>
+__device__ __forceinline__ T ld_stream(const uint8_t* p);
+template <>
+__device__ __forceinline__ uint4 ld_stream<uint4>(const uint8_t* p) {
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p));
+  return v;
+}
+template <>
+__device__ __forceinline__ uint2 ld_stream<uint2>(const uint8_t* p) {
+  uint2 v;
+  asm("ld.global.nc.L1::no_allocate.v2.u32 {%0,%1}, [%2];\n" : "=r"(v.x), "=r"(v.y) : "l"(p));
+  return v;
+}
+template <>
+__device__ __forceinline__ uint32_t ld_stream<uint32_t>(const uint8_t* p) {
+  uint32_t v;
+  asm("ld.global.nc.L1::no_allocate.u32 %0, [%1];\n" : "=r"(v) : "l"(p));
+  return v;
+}
+
 template <bool kGlobal, class T>
 __device__ __forceinline__ T ld(const uint8_t* p) {
   if constexpr (kGlobal) {
-    return __ldg(reinterpret_cast<const T*>(p));
+    return ld_stream<T>(p);
   } else {
     return *reinterpret_cast<const T*>(p);
   }
@@ -123,28 +147,31 @@ __device__ __forceinline__ uint32_t crumb_pair(const uint32_t* w, int G, int p, 
   return shr(w[G >> 1], 2 * (4 * (G & 1) + p) - to) & (0x00030003u << to);
 }
 
-// Q4_K / Q5_K 6-bit scale and min of chunk c = 4 * half + G, from sa = {d, dmin, scales[12]}.
-__device__ __forceinline__ void k4_scale_min(const uint32_t* sa, int G, int half, int& sc, int& mn) {
-  const uint32_t* q = sa + 1;  // scales[12] start at byte 4
-  // c < 4: sc = q[c] & 63, m = q[c + 4] & 63.
-  const int sc0 = int(byte_of(q, G) & 63), mn0 = int(byte_of(q, G + 4) & 63);
-  // c >= 4 (c = 4 + G): sc = (q[G + 8] & 0xF) | (q[G] >> 6) << 4, m = (q[G + 8] >> 4) | (q[G + 4] >> 6) << 4.
-  const int sc1 = int((byte_of(q, G + 8) & 0xF) | ((byte_of(q, G) >> 6) << 4));
-  const int mn1 = int((byte_of(q, G + 8) >> 4) | ((byte_of(q, G + 4) >> 6) << 4));
-  sc = half ? sc1 : sc0;
-  mn = half ? mn1 : mn0;
+// Q4_K / Q5_K 6-bit scales and mins of chunks c = 4 * half + G (G = 0..3, byte G of sc4 and
+// mn4), from sa = {d, dmin, scales q[12]}, four at a time:
+//   c < 4:  sc = q[c] & 63,                          m = q[c + 4] & 63
+//   c >= 4: sc = (q[c + 4] & 15) | (q[c - 4] >> 6) << 4, m = (q[c + 4] >> 4) | (q[c] >> 6) << 4
+__device__ __forceinline__ void k4_scales4(const uint32_t* sa, int half, uint32_t& sc4,
+                                           uint32_t& mn4) {
+  const uint32_t q0 = sa[1], q1 = sa[2], q2 = sa[3];  // q[0..3], q[4..7], q[8..11]
+  const uint32_t s0 = q0 & 0x3F3F3F3Fu, m0 = q1 & 0x3F3F3F3Fu;
+  const uint32_t s1 = (q2 & 0x0F0F0F0Fu) | ((q0 >> 2) & 0x30303030u);
+  const uint32_t m1 = ((q2 >> 4) & 0x0F0F0F0Fu) | ((q1 >> 2) & 0x30303030u);
+  sc4 = half ? s1 : s0;
+  mn4 = half ? m1 : m0;
 }
 
 // ---- decoders ---------------------------------------------------------------------------
 template <uint32_t T>
 struct Dec;
 
-// Common traits: NA_EXACT is the number of A parts the decode path needs for exact weights.
+// Common traits; kExactParts is the number of A parts the decode path needs for exact weights.
 struct DecBase {
   static constexpr bool kScale = true;   // weight = scale * value + minv
   static constexpr bool kMin = false;    // minv != 0
   static constexpr bool kF16 = false;    // f16 fragments (else bf16)
   static constexpr bool kTable = false;  // needs the IQ4_NL pair table in shared memory
+  static constexpr bool kScale16 = false;  // scale (and min) per 16 values, else per 32
   static constexpr int kExactParts = 1;
 };
 
@@ -237,6 +264,7 @@ struct Dec<kQ8_0> : DecBase {
 template <>
 struct Dec<kQ2_K> : DecBase {
   static constexpr Format F = kFmtQ2_K;
+  static constexpr bool kScale16 = true;
   static constexpr bool kMin = true;
   template <int NA>
   __device__ static void frag(const RawBits<F.main_lane, F.laux_lane, F.sa>& r, int G, int h, int half, uint32_t (&a)[NA][2],
@@ -253,6 +281,7 @@ struct Dec<kQ2_K> : DecBase {
 template <>
 struct Dec<kQ3_K> : DecBase {
   static constexpr Format F = kFmtQ3_K;
+  static constexpr bool kScale16 = true;
   template <int NA>
   __device__ static void frag(const RawBits<F.main_lane, F.laux_lane, F.sa>& r, int G, int h, int half, uint32_t (&a)[NA][2],
                               float& sc, float& mn, const uint32_t*) {
@@ -287,10 +316,10 @@ struct DecQ45K : DecBase {
       if constexpr (kFifth) f |= bit_pair(r.la[0], G, p, 4);
       a[0][k] = ints_bf16(f, 0);
     }
-    int s, m;
-    k4_scale_min(r.sa, G, half, s, m);
-    sc = f16_bits_to_f32(r.sa[0]) * float(s);
-    mn = -f16_bits_to_f32(r.sa[0] >> 16) * float(m);
+    uint32_t s4, m4;
+    k4_scales4(r.sa, half, s4, m4);
+    sc = f16_bits_to_f32(r.sa[0]) * float((s4 >> (8 * G)) & 0xFF);
+    mn = -f16_bits_to_f32(r.sa[0] >> 16) * float((m4 >> (8 * G)) & 0xFF);
   }
 };
 template <>
@@ -301,6 +330,7 @@ struct Dec<kQ5_K> : DecQ45K<kQ5_K, kFmtQ5_K, true> {};
 template <>
 struct Dec<kQ6_K> : DecBase {
   static constexpr Format F = kFmtQ6_K;
+  static constexpr bool kScale16 = true;
   template <int NA>
   __device__ static void frag(const RawBits<F.main_lane, F.laux_lane, F.sa>& r, int G, int h, int half, uint32_t (&a)[NA][2],
                               float& sc, float& mn, const uint32_t*) {

@@ -96,9 +96,13 @@ __device__ __forceinline__ StepPtrs global_step(const uint8_t* row, const RowLay
 }
 
 // ---- decode ---------------------------------------------------------------------------
-constexpr int kDecodeWarps = 8;
+constexpr int kDecodeMaxWarps = 16;
 
-template <uint32_t T, int NT>
+// One step (128 values, 32 for float types) of 16 rows: ra = row g, rb = row g + 8.
+// kM1 (m = 1): lane (g, t) splits x slice (G, h) = (g / 2, g % 2) once per step and the
+// fragments are shuffled from it; otherwise each lane splits its own x row's slices.
+// Columns of C beyond m hold garbage that is never stored.
+template <uint32_t T, int NT, bool kM1>
 __device__ __forceinline__ void mmv_step(const MmArgs& a, int64_t s, const Raw<Dec<T>>& ra,
                                          const Raw<Dec<T>>& rb, int g, int t,
                                          const uint32_t* table, float (&acc)[NT][4]) {
@@ -106,105 +110,163 @@ __device__ __forceinline__ void mmv_step(const MmArgs& a, int64_t s, const Raw<D
   constexpr Format F = D::F;
   constexpr int kGroups = F.step / 32;
   constexpr int NA = D::kExactParts;
+  constexpr unsigned kAll = 0xffffffffu;
   const int half = int(s & 1);
-  const int64_t ng = (a.cols - s * F.step) / 32;  // valid groups (the last step may be short)
+  const int64_t ng = min(int64_t(kGroups), (a.cols - s * F.step) / 32);  // short last step
   const float* xs = a.x + s * F.step + 4 * t;
+  uint32_t sx[2][2];
+  float sp = 0.f;
+  if constexpr (kM1) {
+    const int G = g >> 1, h = g & 1;
+    float4 xv = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (G < ng) xv = __ldg(reinterpret_cast<const float4*>(xs + 32 * G + 16 * h));
+    split_x<D::kF16>(xv, sx);
+    if constexpr (D::kMin) {
+      sp = (xv.x + xv.y) + (xv.z + xv.w);
+      sp += __shfl_xor_sync(kAll, sp, 1);
+      sp += __shfl_xor_sync(kAll, sp, 2);
+    }
+  }
 #pragma unroll
   for (int G = 0; G < kGroups; ++G) {
     if (G >= ng) break;
+    float c[NT][4] = {};
+    float px[NT] = {};  // this lane's x sum for the min term (not kM1)
+    float sca = 1.f, mna = 0.f, scb = 1.f, mnb = 0.f;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       uint32_t fa[NA][2], fb[NA][2];
-      float sca, mna, scb, mnb;
       D::template frag<NA>(ra, G, h, half, fa, sca, mna, table);
       D::template frag<NA>(rb, G, h, half, fb, scb, mnb, table);
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt) {
-        const int n = nt * 8 + g;
-        float4 xv = make_float4(0.f, 0.f, 0.f, 0.f);
-        if (n < a.m) xv = __ldg(reinterpret_cast<const float4*>(xs + n * a.cols + 32 * G + 16 * h));
         uint32_t bx[2][2];
-        split_x<D::kF16>(xv, bx);
-        if constexpr (D::kScale) {
-          float c[4] = {0.f, 0.f, 0.f, 0.f};
+        if constexpr (kM1) {
 #pragma unroll
-          for (int i = 0; i < NA; ++i)
+          for (int j = 0; j < 2; ++j)
 #pragma unroll
-            for (int j = 0; j < 2; ++j)
-              mma16816<D::kF16>(c, fa[i][0], fb[i][0], fa[i][1], fb[i][1], bx[j][0], bx[j][1]);
-          acc[nt][0] = fmaf(sca, c[0], acc[nt][0]);
-          acc[nt][1] = fmaf(sca, c[1], acc[nt][1]);
-          acc[nt][2] = fmaf(scb, c[2], acc[nt][2]);
-          acc[nt][3] = fmaf(scb, c[3], acc[nt][3]);
+            for (int k = 0; k < 2; ++k) bx[j][k] = __shfl_sync(kAll, sx[j][k], 4 * (2 * G + h) + t);
         } else {
-#pragma unroll
-          for (int i = 0; i < NA; ++i)
-#pragma unroll
-            for (int j = 0; j < 2; ++j)
-              mma16816<D::kF16>(acc[nt], fa[i][0], fb[i][0], fa[i][1], fb[i][1], bx[j][0],
-                                bx[j][1]);
+          const int n = nt * 8 + g;
+          float4 xv = make_float4(0.f, 0.f, 0.f, 0.f);
+          if (n < a.m) xv = __ldg(reinterpret_cast<const float4*>(xs + n * a.cols + 32 * G + 16 * h));
+          split_x<D::kF16>(xv, bx);
+          if constexpr (D::kMin) px[nt] += (xv.x + xv.y) + (xv.z + xv.w);
         }
-        if constexpr (D::kMin) {
-          // minv * (sum of the 16 x values of this slice), for x columns 2t and 2t + 1.
-          float p = (xv.x + xv.y) + (xv.z + xv.w);
-          p += __shfl_xor_sync(0xffffffffu, p, 1);
-          p += __shfl_xor_sync(0xffffffffu, p, 2);
-          const float s0 = __shfl_sync(0xffffffffu, p, 8 * t);
-          const float s1 = __shfl_sync(0xffffffffu, p, 8 * t + 4);
-          acc[nt][0] = fmaf(mna, s0, acc[nt][0]);
-          acc[nt][1] = fmaf(mna, s1, acc[nt][1]);
-          acc[nt][2] = fmaf(mnb, s0, acc[nt][2]);
-          acc[nt][3] = fmaf(mnb, s1, acc[nt][3]);
+        float(&cc)[4] = D::kScale ? c[nt] : acc[nt];
+#pragma unroll
+        for (int i = 0; i < NA; ++i)
+#pragma unroll
+          for (int j = 0; j < 2; ++j)
+            mma16816<D::kF16>(cc, fa[i][0], fb[i][0], fa[i][1], fb[i][1], bx[j][0], bx[j][1]);
+      }
+      if constexpr (D::kScale) {
+        if (D::kScale16 || h == 1) {
+          // Scale (and min) of the last 16 (kScale16) or 32 values into the accumulators.
+#pragma unroll
+          for (int nt = 0; nt < NT; ++nt) {
+            acc[nt][0] = fmaf(sca, c[nt][0], acc[nt][0]);
+            acc[nt][1] = fmaf(sca, c[nt][1], acc[nt][1]);
+            acc[nt][2] = fmaf(scb, c[nt][2], acc[nt][2]);
+            acc[nt][3] = fmaf(scb, c[nt][3], acc[nt][3]);
+            c[nt][0] = c[nt][1] = c[nt][2] = c[nt][3] = 0.f;
+            if constexpr (D::kMin) {
+              float s0, s1;
+              if constexpr (kM1) {  // column 0 only: the sums of slices (G, h) or (G, 0) + (G, 1)
+                s0 = __shfl_sync(kAll, sp, 4 * (2 * G + h));
+                if (!D::kScale16) s0 += __shfl_sync(kAll, sp, 4 * (2 * G));
+                s1 = s0;
+              } else {  // x columns 2t and 2t + 1: lanes 8t and 8t + 4 hold their sums
+                float p = px[nt];
+                p += __shfl_xor_sync(kAll, p, 1);
+                p += __shfl_xor_sync(kAll, p, 2);
+                s0 = __shfl_sync(kAll, p, 8 * t);
+                s1 = __shfl_sync(kAll, p, 8 * t + 4);
+                px[nt] = 0.f;
+              }
+              acc[nt][0] = fmaf(mna, s0, acc[nt][0]);
+              acc[nt][1] = fmaf(mna, s1, acc[nt][1]);
+              acc[nt][2] = fmaf(mnb, s0, acc[nt][2]);
+              acc[nt][3] = fmaf(mnb, s1, acc[nt][3]);
+            }
+          }
         }
       }
     }
   }
 }
 
-template <uint32_t T, int NT>
-__global__ void __launch_bounds__(kDecodeWarps * 32) mmv_kernel(const MmArgs a) {
+// Warp `warp` of `nw` takes steps warp, warp + nw, ...; the next step's loads are issued
+// before the current step is computed.
+template <uint32_t T, int NT, bool kM1>
+__device__ __forceinline__ void mmv_loop(const MmArgs& a, const uint8_t* wa, const uint8_t* wb,
+                                         int warp, int nw, int g, int t, const uint32_t* table,
+                                         float (&acc)[NT][4]) {
   using D = Dec<T>;
-  constexpr Format F = D::F;
-  __shared__ float red[kDecodeWarps][NT * 4][32];
+  const int64_t nsteps = (a.cols + D::F.step - 1) / D::F.step;
+  int64_t s = warp;
+  if (s >= nsteps) return;
+  Raw<D> ca, cb;
+  load_raw<D, true>(global_step<D>(wa, a.layout, s), t, ca);
+  load_raw<D, true>(global_step<D>(wb, a.layout, s), t, cb);
+  for (; s < nsteps; s += nw) {
+    Raw<D> na, nb;
+    const int64_t sn = s + nw;
+    if (sn < nsteps) {
+      load_raw<D, true>(global_step<D>(wa, a.layout, sn), t, na);
+      load_raw<D, true>(global_step<D>(wb, a.layout, sn), t, nb);
+    }
+    mmv_step<T, NT, kM1>(a, s, ca, cb, g, t, table, acc);
+    ca = na;
+    cb = nb;
+  }
+}
+
+// A block of nw warps (1..16, blockDim.x / 32) owns 16 weight rows.
+template <uint32_t T, int NT>
+__global__ void __launch_bounds__(kDecodeMaxWarps * 32) mmv_kernel(const MmArgs a) {
+  using D = Dec<T>;
+  extern __shared__ float red[];  // [nw][NT * 4][32] when nw > 1 (decode_smem)
   __shared__ uint32_t table[D::kTable ? 256 : 1];
   if constexpr (D::kTable) {
     for (int i = threadIdx.x; i < 256; i += blockDim.x) table[i] = iq4nl_pair(i);
     __syncthreads();
   }
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int nw = blockDim.x >> 5;
   const int64_t r0 = int64_t(blockIdx.x) * 16;
   const uint8_t* wa = a.w + min(r0 + g, a.rows - 1) * a.row_bytes;
   const uint8_t* wb = a.w + min(r0 + g + 8, a.rows - 1) * a.row_bytes;
-  const int64_t nsteps = (a.cols + F.step - 1) / F.step;
   float acc[NT][4] = {};
-  for (int64_t s = warp; s < nsteps; s += 2 * kDecodeWarps) {
-    // Both steps' loads go out before any use (the second is clamped, so always valid).
-    const int64_t s2 = s + kDecodeWarps;
-    const int64_t s2c = min(s2, nsteps - 1);
-    Raw<D> ra0, rb0, ra1, rb1;
-    load_raw<D, true>(global_step<D>(wa, a.layout, s), t, ra0);
-    load_raw<D, true>(global_step<D>(wb, a.layout, s), t, rb0);
-    load_raw<D, true>(global_step<D>(wa, a.layout, s2c), t, ra1);
-    load_raw<D, true>(global_step<D>(wb, a.layout, s2c), t, rb1);
-    mmv_step<T, NT>(a, s, ra0, rb0, g, t, table, acc);
-    if (s2 < nsteps) mmv_step<T, NT>(a, s2, ra1, rb1, g, t, table, acc);
+  if (NT == 1 && a.m == 1) {
+    mmv_loop<T, NT, true>(a, wa, wb, warp, nw, g, t, table, acc);
+  } else {
+    mmv_loop<T, NT, false>(a, wa, wb, warp, nw, g, t, table, acc);
   }
-#pragma unroll
-  for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-    for (int c = 0; c < 4; ++c) red[warp][nt * 4 + c][lane] = acc[nt][c];
-  __syncthreads();
-  for (int i = threadIdx.x; i < NT * 4 * 32; i += blockDim.x) {
-    const int q = i >> 5, l = i & 31;
-    float v = 0.f;
-#pragma unroll
-    for (int w = 0; w < kDecodeWarps; ++w) v += red[w][q][l];
+  auto store = [&](int q, int l, float v) {  // q = nt * 4 + c, l = lane of the fragment
     const int nt = q >> 2, c = q & 3;
     const int64_t row = r0 + (l >> 2) + 8 * (c >> 1);
     const int64_t n = nt * 8 + 2 * (l & 3) + (c & 1);
     if (row < a.rows && n < a.m) a.y[n * a.ldy + row] = v;
+  };
+  if (nw == 1) {
+#pragma unroll
+    for (int q = 0; q < NT * 4; ++q) store(q, lane, acc[q >> 2][q & 3]);
+    return;
+  }
+  constexpr int kPerWarp = NT * 4 * 32;
+#pragma unroll
+  for (int q = 0; q < NT * 4; ++q) red[warp * kPerWarp + q * 32 + lane] = acc[q >> 2][q & 3];
+  __syncthreads();
+  for (int i = threadIdx.x; i < kPerWarp; i += blockDim.x) {
+    float v = 0.f;
+    for (int w = 0; w < nw; ++w) v += red[w * kPerWarp + i];
+    store(i >> 5, i & 31, v);
   }
 }
+
+// Dynamic shared memory of mmv_kernel<T, nt> with nw warps.
+constexpr size_t decode_smem(int nt, int nw) { return nw > 1 ? size_t(nw) * nt * 4 * 32 * 4 : 0; }
 
 // ---- prompt ---------------------------------------------------------------------------
 constexpr int kPromptRows = 128;  // weight rows per block
@@ -248,8 +310,11 @@ __device__ __forceinline__ void real_frag(const Raw<Dec<T>>& r, int G, int h, in
   }
 }
 
+// blockIdx.z = k split: split z takes chunks [z * per, (z + 1) * per) and, when part is set,
+// writes its partial sums to part[z][m][rows] (sum_splits adds them up) instead of y.
 template <uint32_t T, int BMX>
-__global__ void __launch_bounds__(256, 1) mmp_kernel(const MmArgs a, const uint16_t* __restrict__ x16) {
+__global__ void __launch_bounds__(256, 1)
+    mmp_kernel(const MmArgs a, const uint16_t* __restrict__ x16, float* __restrict__ part) {
   using D = Dec<T>;
   using S = PromptShape<T>;
   constexpr Format F = D::F;
@@ -268,6 +333,9 @@ __global__ void __launch_bounds__(256, 1) mmp_kernel(const MmArgs a, const uint1
   const int wr = warp & 3, wc = warp >> 2;
   const int64_t n0 = int64_t(blockIdx.x) * kPromptRows, m0 = int64_t(blockIdx.y) * BMX;
   const int64_t nchunks = round_up(a.cols, kColPad) / KC;
+  const int64_t per = (nchunks + gridDim.z - 1) / gridDim.z;
+  const int64_t c_begin = min(nchunks, int64_t(blockIdx.z) * per);
+  const int64_t c_end = min(nchunks, c_begin + per);
   if constexpr (D::kTable) table[tid] = iq4nl_pair(tid);  // visible after the first barrier
 
   auto stage = [&](int64_t c, int buf) {
@@ -301,9 +369,9 @@ __global__ void __launch_bounds__(256, 1) mmp_kernel(const MmArgs a, const uint1
   };
 
   float acc[2][NT][4] = {};
-  stage(0, 0);
-  for (int64_t c = 0; c < nchunks; ++c) {
-    if (c + 1 < nchunks) {
+  if (c_begin < c_end) stage(c_begin, int(c_begin & 1));
+  for (int64_t c = c_begin; c < c_end; ++c) {
+    if (c + 1 < c_end) {
       stage(c + 1, int((c + 1) & 1));
       cp_async_wait<1>();
     } else {
@@ -356,7 +424,12 @@ __global__ void __launch_bounds__(256, 1) mmp_kernel(const MmArgs a, const uint1
       for (int c = 0; c < 4; ++c) {
         const int64_t wrow = n0 + wr * 32 + 16 * i + g + 8 * (c >> 1);
         const int64_t xrow = m0 + wc * (BMX / 2) + nt * 8 + 2 * t + (c & 1);
-        if (wrow < a.rows && xrow < a.m) a.y[xrow * a.ldy + wrow] = acc[i][nt][c];
+        if (wrow >= a.rows || xrow >= a.m) continue;
+        if (part) {
+          part[(int64_t(blockIdx.z) * a.m + xrow) * a.rows + wrow] = acc[i][nt][c];
+        } else {
+          a.y[xrow * a.ldy + wrow] = acc[i][nt][c];
+        }
       }
 }
 
@@ -367,11 +440,18 @@ struct Launcher {
   struct DeviceInfo {
     bool ready = false;
     int sms = 1;
-    int per_sm[2] = {0, 0};  // resident prompt blocks per SM for BMX 64, 128 (0: does not fit)
+    int prompt_per_sm[2] = {0, 0};  // resident prompt blocks per SM for BMX 64, 128 (0: too big)
+    int decode_per_sm[2][5] = {};   // resident decode blocks per SM for NT 1, 2 and 1..16 warps
   };
   static constexpr int kMaxDevices = 64;
   static inline DeviceInfo info[kMaxDevices];
   static inline std::mutex mu;
+
+  static const DeviceInfo& device_info() {
+    int dev = 0;
+    cudaGetDevice(&dev);
+    return info[dev < kMaxDevices ? dev : 0];
+  }
 
   static cudaError_t prepare() {
     int dev = 0;
@@ -387,58 +467,91 @@ struct Launcher {
     if ((e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev)) !=
         cudaSuccess)
       return e;
-    const void* kernels[2] = {reinterpret_cast<const void*>(&mmp_kernel<T, 64>),
-                              reinterpret_cast<const void*>(&mmp_kernel<T, 128>)};
+    const void* prompt[2] = {reinterpret_cast<const void*>(&mmp_kernel<T, 64>),
+                             reinterpret_cast<const void*>(&mmp_kernel<T, 128>)};
     for (int i = 0; i < 2; ++i) {
       const size_t bytes = S::smem_bytes(64 << i);
-      d.per_sm[i] = 0;
+      d.prompt_per_sm[i] = 0;
       if (bytes > size_t(optin)) continue;
-      if ((e = cudaFuncSetAttribute(kernels[i], cudaFuncAttributeMaxDynamicSharedMemorySize,
+      if ((e = cudaFuncSetAttribute(prompt[i], cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     int(bytes))) != cudaSuccess)
         return e;
-      if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&d.per_sm[i], kernels[i], 256,
+      if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&d.prompt_per_sm[i], prompt[i], 256,
                                                               bytes)) != cudaSuccess)
         return e;
     }
-    if (d.per_sm[0] == 0) return cudaErrorInvalidConfiguration;  // the device is too small
+    if (d.prompt_per_sm[0] == 0) return cudaErrorInvalidConfiguration;  // the device is too small
+    const void* decode[2] = {reinterpret_cast<const void*>(&mmv_kernel<T, 1>),
+                             reinterpret_cast<const void*>(&mmv_kernel<T, 2>)};
+    for (int i = 0; i < 2; ++i)
+      for (int k = 0; k < 5; ++k)
+        if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                 &d.decode_per_sm[i][k], decode[i], 32 << k, decode_smem(i + 1, 1 << k))) !=
+            cudaSuccess)
+          return e;
     d.ready = true;
     return cudaSuccess;
   }
 
+  // Warps per 16-row tile: as many as keep every block resident at once (one wave), at
+  // most one per step.
+  static int decode_warps(const DeviceInfo& d, int nt, int64_t rows, int64_t cols) {
+    const int64_t tiles = (rows + 15) / 16;
+    const int64_t nsteps = (cols + Dec<T>::F.step - 1) / Dec<T>::F.step;
+    for (int k = 4; k > 0; --k) {
+      const int w = 1 << k;
+      if (w <= nsteps && tiles <= int64_t(d.sms) * d.decode_per_sm[nt - 1][k]) return w;
+    }
+    return 1;
+  }
+
   static void decode(const MmArgs& a, cudaStream_t s) {
+    const int nt = a.m <= 8 ? 1 : 2;
+    const int w = decode_warps(device_info(), nt, a.rows, a.cols);
     const dim3 grid(unsigned((a.rows + 15) / 16));
-    if (a.m <= 8) {
-      mmv_kernel<T, 1><<<grid, kDecodeWarps * 32, 0, s>>>(a);
+    if (nt == 1) {
+      mmv_kernel<T, 1><<<grid, w * 32, decode_smem(1, w), s>>>(a);
     } else {
-      mmv_kernel<T, 2><<<grid, kDecodeWarps * 32, 0, s>>>(a);
+      mmv_kernel<T, 2><<<grid, w * 32, decode_smem(2, w), s>>>(a);
     }
   }
 
-  // The tile height with fewer waves of work (a 64-row tile costs ~15% more per row).
-  static int pick_bmx(const DeviceInfo& d, int64_t rows, int64_t m) {
-    if (d.per_sm[1] == 0) return 64;
+  // Prompt tiling: the tile height (BMX) with fewer waves of work (a 64-row tile costs ~15%
+  // more per row), then a k split when the tiles cannot fill the device.
+  struct Plan {
+    int bmx, nsplit;
+  };
+  static Plan plan(const DeviceInfo& d, int64_t rows, int64_t cols, int64_t m) {
     const int64_t bn = (rows + kPromptRows - 1) / kPromptRows;
+    auto blocks = [&](int bmx) { return bn * ((m + bmx - 1) / bmx); };
     auto waves = [&](int bmx, int per_sm) {
-      const int64_t blocks = bn * ((m + bmx - 1) / bmx);
       const int64_t slots = int64_t(d.sms) * per_sm;
-      return (blocks + slots - 1) / slots;
+      return (blocks(bmx) + slots - 1) / slots;
     };
-    const double c64 = double(waves(64, d.per_sm[0])) * 64 * 1.15;
-    const double c128 = double(waves(128, d.per_sm[1])) * 128;
-    return c128 <= c64 ? 128 : 64;
+    Plan p{64, 1};
+    if (d.prompt_per_sm[1] > 0) {
+      const double c64 = double(waves(64, d.prompt_per_sm[0])) * 64 * 1.15;
+      const double c128 = double(waves(128, d.prompt_per_sm[1])) * 128;
+      if (c128 <= c64) p.bmx = 128;
+    }
+    const int64_t slots = int64_t(d.sms) * d.prompt_per_sm[p.bmx == 128];
+    const int64_t nchunks = round_up(cols, kColPad) / S::kChunk;
+    const int64_t most = std::min<int64_t>({max_splits(rows), slots / blocks(p.bmx), nchunks / 2});
+    p.nsplit = int(std::max<int64_t>(1, most));
+    return p;
   }
 
-  static void prompt(const MmArgs& a, const uint16_t* x16, cudaStream_t s) {
-    int dev = 0;
-    cudaGetDevice(&dev);
-    const DeviceInfo& d = info[dev < kMaxDevices ? dev : 0];
-    const int bmx = pick_bmx(d, a.rows, a.m);
-    const dim3 grid(unsigned((a.rows + kPromptRows - 1) / kPromptRows), unsigned((a.m + bmx - 1) / bmx));
-    if (bmx == 64) {
-      mmp_kernel<T, 64><<<grid, 256, S::smem_bytes(64), s>>>(a, x16);
+  static void prompt(const MmArgs& a, const uint16_t* x16, float* part, cudaStream_t s) {
+    const Plan p = plan(device_info(), a.rows, a.cols, a.m);
+    const dim3 grid(unsigned((a.rows + kPromptRows - 1) / kPromptRows),
+                    unsigned((a.m + p.bmx - 1) / p.bmx), unsigned(p.nsplit));
+    float* out = p.nsplit > 1 ? part : nullptr;
+    if (p.bmx == 64) {
+      mmp_kernel<T, 64><<<grid, 256, S::smem_bytes(64), s>>>(a, x16, out);
     } else {
-      mmp_kernel<T, 128><<<grid, 256, S::smem_bytes(128), s>>>(a, x16);
+      mmp_kernel<T, 128><<<grid, 256, S::smem_bytes(128), s>>>(a, x16, out);
     }
+    if (out) sum_splits(out, p.nsplit, a, s);
   }
 
   static const TypeOps& ops() {

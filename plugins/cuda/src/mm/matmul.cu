@@ -60,6 +60,20 @@ __global__ void to_16bit(const float4* __restrict__ x, uint2* __restrict__ out, 
   }
 }
 
+__global__ void sum_splits_kernel(const float* __restrict__ part, int nsplit, int64_t m,
+                                  int64_t rows, float* __restrict__ y, int64_t ldy) {
+  const int64_t n = m * rows;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    float v = 0.f;
+    for (int z = 0; z < nsplit; ++z) v += part[z * n + i];
+    y[(i / rows) * ldy + i % rows] = v;
+  }
+}
+
+// Bytes of the 16-bit x copy at the start of the workspace (the partial sums follow).
+size_t x16_bytes(int64_t m, int64_t cols) { return size_t(mm::round_up(m * cols * 2, 256)); }
+
 // Repacks rows [0, n) of a chunk on a few threads (load time; a 1B-parameter model has ~1e9
 // values to shuffle).
 void repack_rows(uint32_t type, const uint8_t* src, size_t src_stride, uint8_t* dst,
@@ -87,6 +101,12 @@ void repack_rows(uint32_t type, const uint8_t* src, size_t src_stride, uint8_t* 
 }  // namespace
 
 namespace mm {
+void sum_splits(const float* part, int nsplit, const MmArgs& a, cudaStream_t s) {
+  const int64_t n = a.m * a.rows;
+  const unsigned blocks = unsigned(std::clamp<int64_t>((n + 255) / 256, 1, 4096));
+  sum_splits_kernel<<<blocks, 256, 0, s>>>(part, nsplit, a.m, a.rows, a.y, a.ldy);
+}
+
 void convert_x(const float* x, uint16_t* out, int64_t n, bool to_f16, cudaStream_t s) {
   const int64_t n4 = n / 4;
   const unsigned blocks = unsigned(std::clamp<int64_t>((n4 + 255) / 256, 1, 4096));
@@ -140,7 +160,9 @@ cudaError_t upload_weight(const void* host, uint32_t type, int64_t rows, int64_t
 
 size_t matmul_workspace_bytes(const DeviceWeight& w, int64_t max_m) {
   if (max_m <= mm::kDecodeMaxM) return 0;
-  return size_t(mm::round_up(max_m * w.cols * 2, 256));
+  const int64_t splits = mm::max_splits(w.rows);
+  const size_t part = splits > 1 ? size_t(max_m) * size_t(std::min<int64_t>(8 * w.rows, 4096)) * 4 : 0;
+  return x16_bytes(max_m, w.cols) + part;
 }
 
 void matmul(const DeviceWeight& w, const float* x, int64_t m, float* y, int64_t ldy, void* ws,
@@ -163,8 +185,9 @@ void matmul(const DeviceWeight& w, const float* x, int64_t m, float* y, int64_t 
     return;
   }
   auto* x16 = static_cast<uint16_t*>(ws);
+  auto* part = reinterpret_cast<float*>(static_cast<uint8_t*>(ws) + x16_bytes(m, w.cols));
   mm::convert_x(x, x16, m * w.cols, ops->x_f16, s);
-  ops->prompt(a, x16, s);
+  ops->prompt(a, x16, part, s);
 }
 
 }  // namespace shimmy::cuda

@@ -31,8 +31,9 @@ struct TypeOps {
   // m <= 16: one pass over the weights for all m rows of x.
   void (*decode)(const MmArgs& a, cudaStream_t s);
   // Any m (meant for m > 16): x16 is x rounded to 16 bits (f16 when x_f16, else bf16),
-  // [m, cols] row-major.
-  void (*prompt)(const MmArgs& a, const uint16_t* x16, cudaStream_t s);
+  // [m, cols] row-major; part holds m * min(8 * rows, 4096) floats of k-split partial sums
+  // when max_splits(rows) > 1.
+  void (*prompt)(const MmArgs& a, const uint16_t* x16, float* part, cudaStream_t s);
   bool x_f16;
 };
 
@@ -51,6 +52,12 @@ const TypeOps& ops_q3_k();
 const TypeOps& ops_q4_k();
 const TypeOps& ops_q5_k();
 const TypeOps& ops_q6_k();
+
+// Most k splits of a prompt product (each writes m * rows partial sums to the workspace).
+inline int64_t max_splits(int64_t rows) { return rows <= 512 ? 8 : rows <= 2048 ? 4096 / rows : 1; }
+
+// y = sum of the nsplit partial products part[nsplit][m][rows] (matmul.cu).
+void sum_splits(const float* part, int nsplit, const MmArgs& a, cudaStream_t s);
 
 // x [n floats, n % 4 == 0] -> 16-bit copy (matmul.cu).
 void convert_x(const float* x, uint16_t* out, int64_t n, bool to_f16, cudaStream_t s);
