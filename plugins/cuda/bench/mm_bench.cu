@@ -1,6 +1,7 @@
 // shimmy-cuda-mm-bench: speed of the CUDA weight matmuls (plugins/cuda/src/mm).
 //
 //   shimmy-cuda-mm-bench [TYPE...]      (default: every type; e.g. Q4_0 Q8_0 F16 Q4_K)
+//   shimmy-cuda-mm-bench --one TYPE ROWS COLS M   five plain calls, for a profiler
 //
 // Prints the device-to-device copy bandwidth (bytes read + written per second: the memory
 // ceiling), then per type and weight shape: decode (m = 1) time, weight bytes read per
@@ -182,7 +183,36 @@ const TensorType kAll[] = {TensorType::Q8_0, TensorType::F16,  TensorType::Q4_0,
 
 }  // namespace
 
+TensorType type_named(const char* name) {
+  for (TensorType t : kAll)
+    if (shimmy::gguf::type_name(uint32_t(t)) == name) return t;
+  std::fprintf(stderr, "unknown type %s\n", name);
+  std::exit(2);
+}
+
+// Five plain (not graph) calls of one product: for ncu and compute-sanitizer.
+int run_one(char** argv) {
+  const TensorType t = type_named(argv[0]);
+  const int64_t rows = std::atoll(argv[1]), cols = std::atoll(argv[2]), m = std::atoll(argv[3]);
+  cudaStream_t s;
+  CHECK(cudaStreamCreate(&s));
+  BenchWeight bw;
+  make_weight(t, rows, cols, 0, s, bw);
+  const auto& w = bw.w[0];
+  DeviceBuf x(size_t(m * cols) * 4), y(size_t(m * rows) * 4);
+  DeviceBuf ws(shimmy::cuda::matmul_workspace_bytes(w, m));
+  CHECK(cudaMemset(x.p, 0, size_t(m * cols) * 4));
+  for (int i = 0; i < 5; ++i)
+    shimmy::cuda::matmul(w, static_cast<const float*>(x.p), m, static_cast<float*>(y.p), rows,
+                         ws.p, s);
+  CHECK(cudaGetLastError());
+  CHECK(cudaStreamSynchronize(s));
+  CHECK(cudaStreamDestroy(s));
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc == 6 && std::strcmp(argv[1], "--one") == 0) return run_one(argv + 2);
   std::vector<TensorType> types;
   for (int i = 1; i < argc; ++i)
     for (TensorType t : kAll)
@@ -200,6 +230,12 @@ int main(int argc, char** argv) {
               prop.l2CacheSize >> 20);
   std::printf("device-to-device copy: %.0f GB/s (read + write)\n\n", copy);
   const size_t rotate = size_t(4) * size_t(prop.l2CacheSize);  // bytes the decode calls cycle over
+  {
+    BenchWeight tiny;
+    make_weight(TensorType::Q4_0, 16, 256, 0, s, tiny);
+    std::printf("fixed cost of a call (Q4_0 [16, 256], m = 1, in a graph): %.2f us\n\n",
+                time_matmul(tiny, 1, s));
+  }
 
   const int64_t decode_shapes[][2] = {{5632, 2048}, {2048, 5632}, {32000, 2048}, {2048, 2048}};
   // TinyLlama-1.1B layer: q, k, v, o, gate, up, down.

@@ -121,17 +121,13 @@ __device__ __forceinline__ void mmv_step(const MmArgs& a, int64_t s, const Raw<D
     float4 xv = make_float4(0.f, 0.f, 0.f, 0.f);
     if (G < ng) xv = __ldg(reinterpret_cast<const float4*>(xs + 32 * G + 16 * h));
     split_x<D::kF16>(xv, sx);
-    if constexpr (D::kMin) {
-      sp = (xv.x + xv.y) + (xv.z + xv.w);
-      sp += __shfl_xor_sync(kAll, sp, 1);
-      sp += __shfl_xor_sync(kAll, sp, 2);
-    }
+    if constexpr (D::kMin) sp = (xv.x + xv.y) + (xv.z + xv.w);
   }
 #pragma unroll
   for (int G = 0; G < kGroups; ++G) {
     if (G >= ng) break;
-    float c[NT][4] = {};
-    float px[NT] = {};  // this lane's x sum for the min term (not kM1)
+    float c[NT][2][4] = {};  // one chain per x part, so the two mmas do not wait on each other
+    float px[NT] = {};       // this lane's x sum for the min term (not kM1)
     float sca = 1.f, mna = 0.f, scb = 1.f, mnb = 0.f;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
@@ -153,23 +149,31 @@ __device__ __forceinline__ void mmv_step(const MmArgs& a, int64_t s, const Raw<D
           split_x<D::kF16>(xv, bx);
           if constexpr (D::kMin) px[nt] += (xv.x + xv.y) + (xv.z + xv.w);
         }
-        float(&cc)[4] = D::kScale ? c[nt] : acc[nt];
 #pragma unroll
         for (int i = 0; i < NA; ++i)
 #pragma unroll
           for (int j = 0; j < 2; ++j)
-            mma16816<D::kF16>(cc, fa[i][0], fb[i][0], fa[i][1], fb[i][1], bx[j][0], bx[j][1]);
+            mma16816<D::kF16>(c[nt][j], fa[i][0], fb[i][0], fa[i][1], fb[i][1], bx[j][0], bx[j][1]);
+      }
+      if constexpr (!D::kScale) {
+        if (h == 1) {
+#pragma unroll
+          for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+            for (int q = 0; q < 4; ++q) acc[nt][q] += c[nt][0][q] + c[nt][1][q];
+        }
       }
       if constexpr (D::kScale) {
         if (D::kScale16 || h == 1) {
           // Scale (and min) of the last 16 (kScale16) or 32 values into the accumulators.
 #pragma unroll
           for (int nt = 0; nt < NT; ++nt) {
-            acc[nt][0] = fmaf(sca, c[nt][0], acc[nt][0]);
-            acc[nt][1] = fmaf(sca, c[nt][1], acc[nt][1]);
-            acc[nt][2] = fmaf(scb, c[nt][2], acc[nt][2]);
-            acc[nt][3] = fmaf(scb, c[nt][3], acc[nt][3]);
-            c[nt][0] = c[nt][1] = c[nt][2] = c[nt][3] = 0.f;
+            acc[nt][0] = fmaf(sca, c[nt][0][0] + c[nt][1][0], acc[nt][0]);
+            acc[nt][1] = fmaf(sca, c[nt][0][1] + c[nt][1][1], acc[nt][1]);
+            acc[nt][2] = fmaf(scb, c[nt][0][2] + c[nt][1][2], acc[nt][2]);
+            acc[nt][3] = fmaf(scb, c[nt][0][3] + c[nt][1][3], acc[nt][3]);
+#pragma unroll
+            for (int q = 0; q < 8; ++q) c[nt][q >> 2][q & 3] = 0.f;
             if constexpr (D::kMin) {
               float s0, s1;
               if constexpr (kM1) {  // column 0 only: the sums of slices (G, h) or (G, 0) + (G, 1)
@@ -494,20 +498,22 @@ struct Launcher {
   }
 
   // Warps per 16-row tile: as many as keep every block resident at once (one wave), at
-  // most one per step.
-  static int decode_warps(const DeviceInfo& d, int nt, int64_t rows, int64_t cols) {
+  // most one per step. The same for every m <= 16: the k split fixes the order of the sums,
+  // and a row's result must not depend on m.
+  static int decode_warps(const DeviceInfo& d, int64_t rows, int64_t cols) {
     const int64_t tiles = (rows + 15) / 16;
     const int64_t nsteps = (cols + Dec<T>::F.step - 1) / Dec<T>::F.step;
     for (int k = 4; k > 0; --k) {
       const int w = 1 << k;
-      if (w <= nsteps && tiles <= int64_t(d.sms) * d.decode_per_sm[nt - 1][k]) return w;
+      const int per_sm = std::min(d.decode_per_sm[0][k], d.decode_per_sm[1][k]);
+      if (w <= nsteps && tiles <= int64_t(d.sms) * per_sm) return w;
     }
     return 1;
   }
 
   static void decode(const MmArgs& a, cudaStream_t s) {
     const int nt = a.m <= 8 ? 1 : 2;
-    const int w = decode_warps(device_info(), nt, a.rows, a.cols);
+    const int w = decode_warps(device_info(), a.rows, a.cols);
     const dim3 grid(unsigned((a.rows + 15) / 16));
     if (nt == 1) {
       mmv_kernel<T, 1><<<grid, w * 32, decode_smem(1, w), s>>>(a);
