@@ -147,8 +147,13 @@ void probe_locked(ShimmyProbe* out) {
   CUresult r = d->cuInit(0);
   int drv = 0;
   d->cuDriverGetVersion(&drv);
-  std::snprintf(out->runtime, sizeof out->runtime, "CUDA driver %d.%d, plugin built for %d.%d",
-                drv / 1000, (drv % 1000) / 10, kBuiltFor / 1000, (kBuiltFor % 1000) / 10);
+  if (drv > 0) {
+    std::snprintf(out->runtime, sizeof out->runtime, "CUDA driver %d.%d, plugin built for %d.%d",
+                  drv / 1000, (drv % 1000) / 10, kBuiltFor / 1000, (kBuiltFor % 1000) / 10);
+  } else {
+    std::snprintf(out->runtime, sizeof out->runtime, "CUDA driver unknown, plugin built for %d.%d",
+                  kBuiltFor / 1000, (kBuiltFor % 1000) / 10);
+  }
   if (r != 0) {
     explain(*d, "cuInit", r, out->reason, sizeof out->reason);
     return;
