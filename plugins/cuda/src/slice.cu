@@ -104,8 +104,9 @@ int32_t plan_slice(const ShimmyModelDesc& d, SliceLayout* out, char* err, size_t
     return 1;
   }
   if (d.max_ctx <= 0 || d.max_seqs <= 0 || d.max_batch <= 0 || d.max_ctx > INT32_MAX ||
-      d.max_batch > INT32_MAX) {
-    set_err(err, err_len, "max_ctx, max_seqs and max_batch must be positive (got %lld, %lld, %lld)",
+      d.max_seqs > INT32_MAX || d.max_batch > 65535) {
+    set_err(err, err_len,
+            "max_ctx, max_seqs and max_batch must be positive, max_batch at most 65535 (got %lld, %lld, %lld)",
             (long long)d.max_ctx, (long long)d.max_seqs, (long long)d.max_batch);
     return 1;
   }

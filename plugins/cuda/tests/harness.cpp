@@ -1,4 +1,4 @@
-#include "cuda_test_util.h"
+#include "harness.h"
 
 #include <dlfcn.h>
 #include <unistd.h>
@@ -154,7 +154,7 @@ std::vector<float> embed(const model::Model& m, const std::vector<int32_t>& toke
     const auto& te = m.token_embd;
     const Status s = quant::dequantize_row(te.type, te.data + static_cast<size_t>(tokens[i]) * te.row_bytes,
                                            x.data() + i * E, E);
-    if (!s.ok()) ADD_FAILURE() << s.error().message;
+    if (!s.ok()) return {};
   }
   return x;
 }
