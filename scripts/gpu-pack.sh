@@ -23,7 +23,8 @@ limit_mib=60
 cmake_args=(-S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release
             -DCMAKE_CUDA_COMPILER=${CMAKE_CUDA_COMPILER:-/usr/local/cuda/bin/nvcc})
 [ -n "${SHIMMY_CUDA_ARCHS:-}" ] && cmake_args+=(-DSHIMMY_CUDA_ARCHS="$SHIMMY_CUDA_ARCHS")
-cmake "${cmake_args[@]}" >/dev/null
+# Configure once: a re-configure bakes in the new commit id and rebuilds the whole core.
+[ -f "$build/build.ninja" ] || cmake "${cmake_args[@]}" >/dev/null
 nice -n 19 cmake --build "$build" -j2 --target shimmy shimmy-backend-cuda shimmy_cuda_tests \
   shimmy-cuda-bench shimmy-gen-model
 if ldd "$build/shimmy" | grep -qiE 'libcuda|libcudart'; then
