@@ -35,7 +35,7 @@ t0=$(date +%s)
 rc=${PIPESTATUS[0]}
 [ "$rc" -ne 0 ] && status=1
 summary+=("tests: exit $rc in $(( $(date +%s) - t0 )) s; $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$out/tests.log" | sed 's/ tests\?, listed below:\?//' | tr '\n' ' ')")
-while read -r line; do summary+=("$line"); done < <(grep -E '^\[(cuda-vs-cpu|cuda-slices|cuda-parallel|attention)\]|^\[cuda\] stories|^\[  FAILED  \]' "$out/tests.log")
+while read -r line; do summary+=("$line"); done < <(grep -E '^\[(cuda-vs-cpu|cuda-slices|cuda-parallel|cuda-flash|attention)\]|^\[cuda\] stories|^\[  FAILED  \]' "$out/tests.log")
 
 if [ "${GPU_CHECK_SANITIZE:-0}" = 1 ]; then
   echo "== compute-sanitizer memcheck (op tests and one model)"
@@ -55,6 +55,9 @@ fi
 
 if [ "${GPU_CHECK_BENCH:-0}" = 1 ]; then
   echo "== benchmarks"
+  "$gpu/shimmy-cuda-bench" --ops 2>&1 | tee "$out/bench-ops.log"
+  [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
+  while read -r line; do summary+=("ops: $line"); done < "$out/bench-ops.log"
   models=/tmp/shimmy-bench-models
   mkdir -p "$models"
   for st in ${GPU_CHECK_BENCH_SHAPES:-tinyllama:Q4_0}; do

@@ -48,6 +48,7 @@ struct ShimmyContext {
   // Decode graphs by batch size (index n, n <= graph_max); null until first used.
   std::vector<cudaGraphExec_t> graphs;
   int64_t graph_max = 0;  // 0: graphs off (SHIMMY_CUDA_GRAPHS=0, or a capture failed)
+  bool use_flash = true;  // tensor-core prompt attention (SHIMMY_CUDA_FLASH=0 turns it off)
 
   float* scr(size_t off) const { return reinterpret_cast<float*>(scratch + off); }
 };

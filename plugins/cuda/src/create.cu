@@ -103,6 +103,8 @@ int32_t build(ShimmyContext* c, const ShimmyModelDesc& d, char* err, size_t err_
   const char* g = std::getenv("SHIMMY_CUDA_GRAPHS");
   c->graph_max = (g && std::strcmp(g, "0") == 0) ? 0 : (m.max_batch < kGraphMaxTokens ? m.max_batch : kGraphMaxTokens);
   c->graphs.assign(static_cast<size_t>(c->graph_max + 1), nullptr);
+  const char* fl = std::getenv("SHIMMY_CUDA_FLASH");
+  c->use_flash = !(fl && std::strcmp(fl, "0") == 0);
   return 0;
 }
 

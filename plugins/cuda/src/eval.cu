@@ -41,8 +41,9 @@ BatchDev batch_dev(const ShimmyContext* c, int64_t n) {
 }
 
 // All layers of the slice, ending with the final norm of the head rows into h (or with the
-// last residual add when the slice has no head).
-void enqueue_layers(const ShimmyContext* c, int64_t n) {
+// last residual add when the slice has no head). `flash`: attention on tensor cores (a
+// prompt: every token in one slot).
+void enqueue_layers(const ShimmyContext* c, int64_t n, bool flash) {
   const Dims& m = c->dims;
   const SliceLayout& L = c->layout;
   const cudaStream_t s = c->stream;
@@ -102,7 +103,11 @@ void enqueue_layers(const ShimmyContext* c, int64_t n) {
     ap.n_head_kv = static_cast<int>(m.n_head_kv);
     ap.hd = static_cast<int>(m.head_dim);
     ap.kv_f16 = m.kv_f16;
-    attention(ap, s);
+    if (flash) {
+      attention_flash(ap, s);
+    } else {
+      attention(ap, s);
+    }
 
     matmul(w.wo, att, n, tmp, E, ws, s);
     residual_rmsnorm(b.x, tmp, w.ffn_norm, h, nullptr, n, E, m.eps, s);
@@ -136,7 +141,7 @@ cudaGraphExec_t capture(ShimmyContext* c, int64_t n) {
     cudaGetLastError();
     return nullptr;
   }
-  enqueue_layers(c, n);
+  enqueue_layers(c, n, false);
   if (c->dims.has_output) enqueue_head(c, 0, n);
   const cudaError_t e = cudaStreamEndCapture(c->stream, &graph);
   if (e == cudaSuccess && graph && cudaGetLastError() == cudaSuccess &&
@@ -254,7 +259,11 @@ int32_t context_eval(ShimmyContext* c, const ShimmyBatch* batch, char* err, size
       i = j;
     }
   } else {
-    enqueue_layers(c, n);
+    // Prompts (every token in one slot, beyond graph sizes) take the tensor-core attention.
+    bool one_slot = true;
+    for (int64_t i = 1; i < n; ++i) one_slot = one_slot && b.seq[i] == b.seq[0];
+    const bool flash = one_slot && c->use_flash && flash_supported(static_cast<int>(m.head_dim), m.kv_f16);
+    enqueue_layers(c, n, flash);
     for (int64_t r0 = 0; m.has_output && r0 < n_out; r0 += kLogitRows) {
       const int64_t rows = std::min(kLogitRows, n_out - r0);
       enqueue_head(c, r0, rows);

@@ -73,6 +73,13 @@ constexpr int kAttnMaxGroupDims = 4096;
 constexpr int kAttnMaxGroup = 16;
 void attention(const AttnParams& p, cudaStream_t s);
 
+// The same attention for prompts, on tensor cores (flash.cu): 64-query tiles, online softmax
+// over 64-key tiles. Needs an f16 cache, hd a multiple of 16 up to 128, and every token of
+// the batch in one sequence slot (positions may be anything). Does not use p.part.
+bool flash_supported(int hd, bool kv_f16);
+size_t flash_smem_bytes(int hd);
+void attention_flash(const AttnParams& p, cudaStream_t s);
+
 // up[i] = silu(gate[i]) * up[i] for i < n.
 void swiglu(const float* gate, float* up, int64_t n, cudaStream_t s);
 

@@ -1,8 +1,11 @@
 // A slow, simple reference implementation of the matmul.h contract, used until the real
 // kernels of src/mm/ are built in (CMake SHIMMY_CUDA_MM_FALLBACK). Weights stay in their
-// GGUF layout; each block of 256 threads computes an 8 (weight rows) x 32 (activation rows)
-// tile of y: it dequantizes 256-column slices of its 8 rows to f32 in shared memory, stages
-// the matching x slice, and accumulates plain f32 dot products.
+// GGUF layout and are dequantized value by value; products accumulate in f32.
+//   m > 8: each block of 256 threads computes an 8 (weight rows) x 32 (activation rows)
+//          tile of y: it dequantizes 256-column slices of its 8 rows to f32 in shared
+//          memory, stages the matching x slice, and accumulates plain dot products.
+//   m <= 8 (decode): one warp per weight row, lanes over consecutive columns (a 32-value
+//          block per step), all m activation rows at once, then a warp sum.
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
 
@@ -133,9 +136,44 @@ __global__ void __launch_bounds__(kThreads)
   if (r0 + r < rows && i0 + i < m) y[(i0 + i) * ldy + r0 + r] = acc;
 }
 
+constexpr int kGemvMaxM = 8, kGemvWarps = 8;
+
+template <uint32_t T>
+__global__ void __launch_bounds__(32 * kGemvWarps)
+    gemv_fallback_kernel(const uint8_t* __restrict__ W, size_t row_bytes, int64_t rows, int64_t cols,
+                         const float* __restrict__ x, int m, float* __restrict__ y, int64_t ldy) {
+  const int lane = threadIdx.x & 31;
+  const int64_t r = int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
+  if (r >= rows) return;
+  const uint8_t* row = W + r * row_bytes;
+  float acc[kGemvMaxM];
+#pragma unroll
+  for (int i = 0; i < kGemvMaxM; ++i) acc[i] = 0.0f;
+  for (int64_t c = lane; c < cols; c += 32) {
+    const float w = deq<T>(row, c);
+#pragma unroll
+    for (int i = 0; i < kGemvMaxM; ++i) {
+      if (i < m) acc[i] += w * x[i * cols + c];
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < kGemvMaxM; ++i) {
+    if (i < m) {
+      float v = acc[i];
+      for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+      if (lane == 0) y[i * ldy + r] = v;
+    }
+  }
+}
+
 template <uint32_t T>
 void launch(const DeviceWeight& w, const float* x, int64_t m, float* y, int64_t ldy,
             cudaStream_t s) {
+  if (m <= kGemvMaxM) {
+    gemv_fallback_kernel<T><<<static_cast<unsigned>(ceil_div(w.rows, kGemvWarps)), 32 * kGemvWarps, 0, s>>>(
+        static_cast<const uint8_t*>(w.data), w.row_bytes, w.rows, w.cols, x, static_cast<int>(m), y, ldy);
+    return;
+  }
   const dim3 grid(static_cast<unsigned>(ceil_div(w.rows, kTileR)),
                   static_cast<unsigned>(ceil_div(m, kTileM)));
   matmul_fallback_kernel<T><<<grid, kThreads, 0, s>>>(static_cast<const uint8_t*>(w.data),

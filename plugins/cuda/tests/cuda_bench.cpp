@@ -1,6 +1,7 @@
 // shimmy-cuda-bench: speed of the CUDA plugin through its ABI, as the core drives it.
 //
 //   shimmy-cuda-bench MODEL.gguf [--pp 512] [--tg 128] [--par 8] [--reps 3]
+//   shimmy-cuda-bench --ops      attention kernels alone (device events), at model shapes
 //
 // Prints prompt processing (one batch of pp tokens), single-stream decode with CUDA graphs
 // on and off (tg steps after the prompt), and parallel decode (par slots, one token each
@@ -15,7 +16,10 @@
 #include <string>
 #include <vector>
 
+#include <cuda_runtime.h>
+
 #include "harness.h"
+#include "kernels.h"
 
 using namespace shimmy;
 using Clock = std::chrono::steady_clock;
@@ -69,9 +73,100 @@ struct Ctx {
   }
 };
 
+// Median device time of f() over 20 runs after 3 warm-ups, in ms.
+template <typename F>
+double time_device(F f) {
+  cudaEvent_t a, b;
+  cudaEventCreate(&a);
+  cudaEventCreate(&b);
+  std::vector<double> t;
+  for (int r = 0; r < 23; ++r) {
+    cudaEventRecord(a);
+    f();
+    cudaEventRecord(b);
+    cudaEventSynchronize(b);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, a, b);
+    if (r >= 3) t.push_back(ms);
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  return median(t);
+}
+
+// Attention alone: prompts (split kernel and flash) and decode steps, at two head layouts.
+int bench_ops() {
+  struct Shape {
+    const char* name;
+    int H, KVH, hd;
+  };
+  const Shape shapes[] = {{"tinyllama 32/4x64", 32, 4, 64}, {"llama-7b 32/32x128", 32, 32, 128}};
+  std::printf("%-20s %-14s %10s %12s\n", "heads", "case", "ms", "TFLOP/s");
+  for (const Shape& sh : shapes) {
+    for (int64_t n : {512, 2048}) {
+      const int64_t ctx = n, KV = int64_t(sh.KVH) * sh.hd, Q = int64_t(sh.H) * sh.hd;
+      void *k, *v, *part, *q, *att, *seq, *pos;
+      cudaMalloc(&k, ctx * KV * 2);
+      cudaMalloc(&v, ctx * KV * 2);
+      cudaMalloc(&q, n * Q * 4);
+      cudaMalloc(&att, n * Q * 4);
+      cudaMalloc(&part, shimmy::cuda::attn_partial_floats(n, ctx, sh.H, sh.KVH, sh.hd) * 4);
+      cudaMalloc(&seq, n * 4);
+      cudaMalloc(&pos, n * 4);
+      cudaMemset(k, 0x11, ctx * KV * 2);  // small finite f16 values
+      cudaMemset(v, 0x22, ctx * KV * 2);
+      cudaMemset(q, 0x3c, n * Q * 4);  // ~0.0115 everywhere: finite, non-zero
+      cudaMemset(seq, 0, n * 4);
+      std::vector<int32_t> hp(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) hp[size_t(i)] = int32_t(i);
+      cudaMemcpy(pos, hp.data(), n * 4, cudaMemcpyHostToDevice);
+      shimmy::cuda::AttnParams p{};
+      p.q = static_cast<float*>(q);
+      p.k_cache = k;
+      p.v_cache = v;
+      p.seq = static_cast<int32_t*>(seq);
+      p.pos = static_cast<int32_t*>(pos);
+      p.att = static_cast<float*>(att);
+      p.part = static_cast<float*>(part);
+      p.max_ctx = ctx;
+      p.n_tokens = static_cast<int>(n);
+      p.n_head = sh.H;
+      p.n_head_kv = sh.KVH;
+      p.hd = sh.hd;
+      p.kv_f16 = true;
+      const double flop = 4.0 * double(n) * double(n) / 2 * sh.H * sh.hd;
+      const double t_split = time_device([&] { shimmy::cuda::attention(p, nullptr); });
+      const double t_flash = time_device([&] { shimmy::cuda::attention_flash(p, nullptr); });
+      std::printf("%-20s prompt %-7lld %10.3f %12.2f  split kernel\n", sh.name, (long long)n, t_split,
+                  flop / t_split / 1e9);
+      std::printf("%-20s prompt %-7lld %10.3f %12.2f  flash\n", sh.name, (long long)n, t_flash, flop / t_flash / 1e9);
+      // Decode: one token at the last position of a cache of n.
+      hp[0] = int32_t(n - 1);
+      cudaMemcpy(pos, hp.data(), 4, cudaMemcpyHostToDevice);
+      p.n_tokens = 1;
+      const double t_dec = time_device([&] { shimmy::cuda::attention(p, nullptr); });
+      const double bytes = 2.0 * double(n) * double(KV) * 2;
+      std::printf("%-20s decode@%-7lld %10.4f %9.0f GB/s\n", sh.name, (long long)n, t_dec, bytes / t_dec / 1e6);
+      if (cudaGetLastError() != cudaSuccess) {
+        std::printf("CUDA error\n");
+        return 1;
+      }
+      for (void* ptr : {k, v, q, att, part, seq, pos}) cudaFree(ptr);
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && !std::strcmp(argv[1], "--ops")) {
+    if (cudatest::probe().n_devices == 0) {
+      std::fprintf(stderr, "shimmy-cuda-bench: no usable CUDA device: %s\n", cudatest::probe().reason);
+      return 1;
+    }
+    return bench_ops();
+  }
   if (argc < 2) {
     std::fprintf(stderr, "usage: shimmy-cuda-bench MODEL.gguf [--pp N] [--tg N] [--par N] [--reps N]\n");
     return 2;

@@ -155,9 +155,10 @@ struct Stats {
 };
 
 // Logits may differ by the activation rounding the CPU applies before quantized products
-// (8-bit blocks) and the GPU kernels do not (or do differently): bound the difference
-// relative to the logits' scale.
-double logit_tolerance(const Stats& s) { return 0.02 * std::max(1.0, s.max_logit); }
+// (8-bit blocks, or f16/bf16 for float weights) and the GPU kernels do not (or do
+// differently): bound the difference relative to the logits' scale. Measured on an H100 with
+// the reference matmul: at most 0.023 x max|logit| (stories260K-Q4_K_M), 0.004 for F32.
+double logit_tolerance(const Stats& s) { return 0.035 * std::max(1.0, s.max_logit); }
 
 std::vector<std::string> available_models() {
   std::vector<std::string> out;
@@ -246,6 +247,7 @@ TEST_P(CudaModel, LogitsMatchCpu) {
               (long long)st.top1_same, (long long)st.rows, mean, p99);
   EXPECT_LE(st.prompt_diff, logit_tolerance(st));
   EXPECT_LE(st.decode_diff, logit_tolerance(st));
+  EXPECT_GE(double(st.top1_same), 0.95 * double(st.rows)) << "argmax agrees too rarely";
   // The GPU also meets the conformance thresholds the CPU is held to.
   const json thr = read_json(cudatest::shared_dir() + "/reference/thresholds.json");
   if (!thr.is_discarded() && thr.contains(name)) {
@@ -385,6 +387,29 @@ TEST(CudaEndToEnd, ParallelSlotsMatchCpuAndGraphsMatchDirect) {
               st.decode_diff);
   EXPECT_LE(st.prompt_diff, logit_tolerance(st));
   EXPECT_LE(st.decode_diff, logit_tolerance(st));
+}
+
+// ---- the tensor-core prompt attention against the split kernel -------------------------
+
+TEST(CudaEndToEnd, FlashPromptMatchesSplitKernel) {
+  SHIMMY_REQUIRE_GPU();
+  auto mr = model::load_model(cudatest::model_path("t-llama-Q4_K_M.gguf"));
+  if (!mr.ok()) GTEST_SKIP() << "t-llama-Q4_K_M.gguf not available";
+  const model::Model& m = **mr;
+  const int64_t V = m.cfg.n_vocab, n = 150;
+  std::vector<int32_t> t(n), seq(n, 0), pos(n);
+  for (int64_t i = 0; i < n; ++i) t[i] = int32_t(1 + (i * 7919) % (V - 1)), pos[i] = int32_t(i);
+  setenv("SHIMMY_CUDA_FLASH", "0", 1);
+  Chain split(m, {}, 256, 1, n);
+  unsetenv("SHIMMY_CUDA_FLASH");
+  Chain flash(m, {}, 256, 1, n);
+  ASSERT_TRUE(split.error.empty() && flash.error.empty()) << split.error << flash.error;
+  const std::vector<uint8_t> want(n, 1);
+  const auto a = split.eval(t, seq, pos, want), b = flash.eval(t, seq, pos, want);
+  const double d = max_abs_diff(a, b);
+  std::printf("[cuda-flash] 150-token prompt, flash vs split kernel: max|dlogit| %.5f (max|logit| %.2f)\n", d,
+              max_abs(a));
+  EXPECT_LE(d, 0.01 * std::max(1.0, max_abs(a)));
 }
 
 // ---- seq_truncate: re-evaluating from a cut gives the same logits -------------------------

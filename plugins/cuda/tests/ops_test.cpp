@@ -222,6 +222,7 @@ struct AttnCase {
   int64_t max_ctx;
   std::vector<int32_t> seq, pos;  // per token
   bool kv_f16;
+  bool flash = false;  // attention_flash (tensor cores) instead of the split kernel
 };
 
 class CudaAttention : public ::testing::TestWithParam<AttnCase> {};
@@ -290,20 +291,29 @@ TEST_P(CudaAttention, MatchesCpu) {
   p.n_head_kv = KVH;
   p.hd = hd;
   p.kv_f16 = tc.kv_f16;
-  cuda::attention(p, nullptr);
+  if (tc.flash) {
+    ASSERT_TRUE(cuda::flash_supported(hd, tc.kv_f16));
+    cuda::attention_flash(p, nullptr);
+  } else {
+    cuda::attention(p, nullptr);
+  }
   CUDA_OK(cudaGetLastError());
   const auto got = datt.get();
   const double d = max_abs(got, want);
-  std::printf("[attention] %-12s split %d x %lld  max |gpu - cpu| = %.3g\n", tc.name,
-              cuda::split_plan(n, max_ctx, KVH).n_split, (long long)cuda::split_plan(n, max_ctx, KVH).chunk, d);
+  if (tc.flash) {
+    std::printf("[attention] %-16s flash (tensor cores)  max |gpu - cpu| = %.3g\n", tc.name, d);
+  } else {
+    std::printf("[attention] %-16s split %d x %lld  max |gpu - cpu| = %.3g\n", tc.name,
+                cuda::split_plan(n, max_ctx, KVH).n_split, (long long)cuda::split_plan(n, max_ctx, KVH).chunk, d);
+  }
   // Probabilities are rounded to f16 before the mix on both sides, but at different points
   // (normalised on the CPU, per tile on the GPU): a few f16 steps of V's scale.
   EXPECT_LE(d, tc.kv_f16 ? 2e-3 : 1e-5);
 }
 
-std::vector<int32_t> iota_pos(int n) {
+std::vector<int32_t> iota_pos(int n, int from = 0) {
   std::vector<int32_t> v(n);
-  for (int i = 0; i < n; ++i) v[i] = i;
+  for (int i = 0; i < n; ++i) v[i] = from + i;
   return v;
 }
 
@@ -318,7 +328,12 @@ INSTANTIATE_TEST_SUITE_P(
         AttnCase{"DecodeF32", 8, 2, 64, 5000, {0, 1, 2}, {4999, 77, 1000}, false},
         // tiny heads (stories260K: 8 heads of 8 dims), hd = 128 with group 7 (Qwen-like)
         AttnCase{"TinyHeads", 8, 8, 8, 300, {0, 0, 1, 0}, {0, 1, 250, 299}, true},
-        AttnCase{"Group7Hd128", 14, 2, 128, 3000, {0, 1}, {2999, 130}, true}),
+        AttnCase{"Group7Hd128", 14, 2, 128, 3000, {0, 1}, {2999, 130}, true},
+        // flash (prompt) kernel: a fresh prompt, a prompt continuing a cached prefix in slot 1
+        // with a partial last tile, and small heads
+        AttnCase{"FlashPrompt", 8, 2, 64, 256, std::vector<int32_t>(200, 0), iota_pos(200), true, true},
+        AttnCase{"FlashOffsetHd128", 14, 2, 128, 300, std::vector<int32_t>(77, 1), iota_pos(77, 100), true, true},
+        AttnCase{"FlashHd16", 4, 4, 16, 100, std::vector<int32_t>(70, 0), iota_pos(70, 20), true, true}),
     [](const auto& i) { return std::string(i.param.name); });
 
 // ---- SwiGLU -------------------------------------------------------------------------------
