@@ -1,13 +1,13 @@
 // Causal attention over the KV cache, split-K (kernels.h attention).
 //
-// Kernel 1, block (chunk c, kv head g, token i), kAttnTile threads: the group's q heads of
+// Kernel 1, block (chunk c, kv head g, token i), kAttnThreads threads: the group's q heads of
 // token i (group = n_head / n_head_kv, sharing kv head g) against cache positions
 // [c*chunk, min((c+1)*chunk, pos_i + 1)) of slot seq_i, kAttnTile keys at a time:
 //   scores: thread t takes key t of the tile, reads its K row once, dots it with every
 //           q head of the group (q in shared memory)
 //   online softmax per head (one warp per head): running max m, sum l of exp(s - m);
 //           the probabilities are rounded to f16 (the CPU rounds its normalised ones)
-//   mix:    thread per (head, dim): o = o * exp(m_old - m_new) + Σ_p P_p v_p
+//   mix:    thread per (head, dim pair): o = o * exp(m_old - m_new) + Σ_p P_p v_p
 // and writes the unnormalised (o, m, l) partial. Kernel 2 merges the chunks of each
 // (token, head): att = Σ_c o_c e^(m_c - M) / Σ_c l_c e^(m_c - M).
 #include <cuda_fp16.h>
@@ -89,7 +89,7 @@ __device__ __forceinline__ void dot_row(const void* kbase, int64_t row_off, cons
 }
 
 template <bool F16>
-__global__ void __launch_bounds__(kAttnTile)
+__global__ void __launch_bounds__(kAttnThreads)
     attn_split_kernel(AttnParams p, int n_split, int64_t chunk, float scale) {
   extern __shared__ float smem[];
   const int group = p.n_head / p.n_head_kv, hd = p.hd, gd = group * hd;
@@ -117,7 +117,7 @@ __global__ void __launch_bounds__(kAttnTile)
     return;
   }
   const float* q = p.q + int64_t(i) * H * hd + int64_t(g) * group * hd;
-  for (int e = tid; e < gd; e += kAttnTile) {
+  for (int e = tid; e < gd; e += kAttnThreads) {
     qs[e] = q[e];
     os[e] = 0.0f;
   }
@@ -141,7 +141,7 @@ __global__ void __launch_bounds__(kAttnTile)
       }
     }
     __syncthreads();
-    for (int hh = warp; hh < group; hh += kAttnTile / 32) {
+    for (int hh = warp; hh < group; hh += kAttnThreads / 32) {
       float* s = sc + hh * kAttnTile;
       float mx = -INFINITY;
       for (int t = lane; t < nt; t += 32) mx = fmaxf(mx, s[t]);
@@ -162,16 +162,36 @@ __global__ void __launch_bounds__(kAttnTile)
       }
     }
     __syncthreads();
-    for (int e = tid; e < gd; e += kAttnTile) {
-      const int hh = e / hd, d = e % hd;
-      const float* pr = sc + hh * kAttnTile;
-      float acc = 0.0f;
-      for (int t = 0; t < nt; ++t) acc += pr[t] * load_kv<F16>(p.v_cache, base + (t0 + t) * KV + d);
-      os[e] = os[e] * alpha[hh] + acc;
+    if (F16 && (hd & 1) == 0) {
+      // Two dims per thread (half2 loads, coalesced across the block), keys unrolled.
+      for (int e = tid; e < gd / 2; e += kAttnThreads) {
+        const int hh = (2 * e) / hd, d = (2 * e) % hd;
+        const float* pr = sc + hh * kAttnTile;
+        const __half2* vr = reinterpret_cast<const __half2*>(static_cast<const __half*>(p.v_cache) + base + t0 * KV + d);
+        const int64_t stride = KV / 2;
+        float a0 = 0.0f, a1 = 0.0f;
+#pragma unroll 8
+        for (int t = 0; t < nt; ++t) {
+          const float2 v2 = __half22float2(vr[t * stride]);
+          a0 += pr[t] * v2.x;
+          a1 += pr[t] * v2.y;
+        }
+        os[hh * hd + d] = os[hh * hd + d] * alpha[hh] + a0;
+        os[hh * hd + d + 1] = os[hh * hd + d + 1] * alpha[hh] + a1;
+      }
+    } else {
+      for (int e = tid; e < gd; e += kAttnThreads) {
+        const int hh = e / hd, d = e % hd;
+        const float* pr = sc + hh * kAttnTile;
+        float acc = 0.0f;
+#pragma unroll 8
+        for (int t = 0; t < nt; ++t) acc += pr[t] * load_kv<F16>(p.v_cache, base + (t0 + t) * KV + d);
+        os[e] = os[e] * alpha[hh] + acc;
+      }
     }
     __syncthreads();
   }
-  for (int e = tid; e < gd; e += kAttnTile) {
+  for (int e = tid; e < gd; e += kAttnThreads) {
     const int hh = e / hd, d = e % hd;
     part_o[(slot0 + int64_t(hh) * n_split) * hd + d] = os[e];
   }
@@ -216,9 +236,9 @@ void attention(const AttnParams& p, cudaStream_t s) {
   const dim3 grid(static_cast<unsigned>(sp.n_split), static_cast<unsigned>(p.n_head_kv),
                   static_cast<unsigned>(p.n_tokens));
   if (p.kv_f16) {
-    attn_split_kernel<true><<<grid, kAttnTile, smem, s>>>(p, sp.n_split, sp.chunk, scale);
+    attn_split_kernel<true><<<grid, kAttnThreads, smem, s>>>(p, sp.n_split, sp.chunk, scale);
   } else {
-    attn_split_kernel<false><<<grid, kAttnTile, smem, s>>>(p, sp.n_split, sp.chunk, scale);
+    attn_split_kernel<false><<<grid, kAttnThreads, smem, s>>>(p, sp.n_split, sp.chunk, scale);
   }
   const int threads = p.hd >= 128 ? 128 : (p.hd + 31) / 32 * 32;
   attn_combine_kernel<<<dim3(static_cast<unsigned>(p.n_head), static_cast<unsigned>(p.n_tokens)),

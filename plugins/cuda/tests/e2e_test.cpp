@@ -371,14 +371,17 @@ TEST(CudaEndToEnd, ParallelSlotsMatchCpuAndGraphsMatchDirect) {
   auto got_d = direct.eval(tokens, seq, pos, want);
   auto got_g = graphs.eval(tokens, seq, pos, want);
   st.add(got_g, want_cpu, V, false);
-  EXPECT_EQ(got_d, got_g) << "prompt batch (16 tokens, a graph) differs from direct launches";
+  // With a graph the head computes all 13 rows, directly only the 2 wanted: the matmul may
+  // take another kernel for another row count, so allow rounding differences here.
+  EXPECT_LE(max_abs_diff(got_d, got_g), 1e-4 * std::max(1.0, max_abs(got_d)))
+      << "prompt batch (13 tokens, a graph) differs from direct launches";
   int32_t na = argmax(want_cpu.data(), V), nb = argmax(want_cpu.data() + V, V);
   for (int step = 0; step < 8; ++step) {
     const int32_t pa = int32_t(a.size()) + step, pb = int32_t(b.size()) + step;
     const auto w = cpu_eval(fwd, {{na, pa, &ca, true}, {nb, pb, &cb, true}});
     const auto gd = direct.eval({na, nb}, {0, 2}, {pa, pb}, {1, 1});
     const auto gg = graphs.eval({na, nb}, {0, 2}, {pa, pb}, {1, 1});
-    EXPECT_EQ(gd, gg) << "decode step " << step << ": graph replay differs from direct launches";
+    EXPECT_EQ(gd, gg) << "decode step " << step << ": graph replay differs from direct launches (same kernels)";
     st.add(gg, w, V, true);
     na = argmax(w.data(), V);
     nb = argmax(w.data() + V, V);
