@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "backend/cpu/quant/kernels.h"
+#include "backend/cpu/quant/packed.h"
 
 using namespace shimmy;
 using namespace shimmy::quant;
@@ -90,6 +91,18 @@ int main(int argc, char** argv) {
     std::printf("%-7s %10.1f %10.2f %10.2f %12.1f\n", gguf::type_name(uint32_t(t)).c_str(),
                 bytes / (1 << 20), bytes / t_dot * 1e-9, bytes / t_m1 * 1e-9,
                 2.0 * double(rows) * double(n) * double(m) / t_mm * 1e-9);
+    if (can_pack(*k, rows, n)) {  // the row-interleaved layout the engine uses (packed.h)
+      std::vector<uint8_t> P(W.size());
+      pack_rows(*k, W.data(), ws, rows, n, P.data());
+      const WeightKernels& pk = *k->packed;
+      const double p_m1 = best_time(
+          5, [&] { matmul_rows(pk, n, P.data(), ws, A.data(), as, 1, out.data(), rows, 0, rows); });
+      const double p_mm = best_time(
+          2, [&] { matmul_rows(pk, n, P.data(), ws, A.data(), as, m, out.data(), rows, 0, rows); });
+      std::printf("%-7s %10s %10s %10.2f %12.1f\n", (gguf::type_name(uint32_t(t)) + "/p").c_str(),
+                  "", "", bytes / p_m1 * 1e-9,
+                  2.0 * double(rows) * double(n) * double(m) / p_mm * 1e-9);
+    }
     std::fflush(stdout);
   }
   return 0;

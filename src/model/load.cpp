@@ -87,6 +87,7 @@ struct Binder {
                         ", expected " + shape_str(want));
     }
     w.data = t->data;
+    w.src = t->data;
     w.type = t->type;
     w.cols = cols;
     w.rows = matrix ? rows : 1;
@@ -164,6 +165,7 @@ Result<std::unique_ptr<Model>> load_model(gguf::File file) {
     chk(b.bind(L.w_down, p + "ffn_down.weight", c.n_ff, E, true));
   }
   if (!st) return st.error();
+  pack_cpu_weights(*m, c.n_layer, /*output=*/true);
   return m;
 }
 

@@ -39,9 +39,13 @@ struct Config {
   bool tied_embeddings = false;
 };
 
-// One weight tensor: a view into the map plus its kernels.
+// One weight tensor: a view into the map plus its kernels. `data` is what the CPU kernels
+// read: the GGUF bytes in the map, or, once pack_cpu_weights ran, a row-interleaved copy
+// (k->group_rows > 1; the map's pages are then released). `src` always points at the
+// GGUF-layout bytes in the map (what a GPU plugin uploads).
 struct Weight {
   const uint8_t* data = nullptr;
+  const uint8_t* src = nullptr;
   gguf::TensorType type = gguf::TensorType::F32;
   int64_t rows = 0, cols = 0;
   size_t row_bytes = 0;
@@ -57,6 +61,7 @@ struct Layer {
 
 struct Model {
   gguf::File file;  // owns the memory map the weights point into
+  std::vector<std::unique_ptr<uint8_t[]>> packed;  // row-interleaved copies (pack_cpu_weights)
   Config cfg;
   Weight token_embd, output_norm, output, rope_freqs;
   std::vector<Layer> layers;
@@ -67,6 +72,13 @@ struct Model {
 // shape and a type the CPU kernels compute. Errors name the tensor and the expected shape.
 Result<std::unique_ptr<Model>> load_model(const std::string& path);
 Result<std::unique_ptr<Model>> load_model(gguf::File file);
+
+// Repacks the matrix weights of layers [0, n_layers) (and the output projection when
+// `output` and it is not tied to the embeddings) into the CPU's row-interleaved layouts
+// where one exists (quant/packed.h), and releases the mapped pages they came from, so the
+// model is not held twice. Layers a GPU runs are left alone. load_model calls it for all
+// layers; results are identical either way (packed kernels round like the scalar ones).
+void pack_cpu_weights(Model& m, int64_t n_layers, bool output);
 
 // "llama, mistral (as llama), qwen2, qwen3"
 const char* supported_architectures();

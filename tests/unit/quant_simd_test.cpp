@@ -4,10 +4,12 @@
 // every m, tile position and row range.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <random>
 
 #include "backend/cpu/quant/internal.h"
+#include "backend/cpu/quant/packed.h"
 #include "quant_test_util.h"
 
 using namespace shimmy;
@@ -227,5 +229,89 @@ TEST(QuantSimd, ActQuantizersMatchScalar) {
       EXPECT_EQ(act_row(*ks, std::vector<float>(x.begin(), x.begin() + n)),
                 act_row(*kv, std::vector<float>(x.begin(), x.begin() + n)))
           << tname(t) << " n=" << n;
+  }
+}
+
+// Packed (row-interleaved) layouts: every ISA's packed matmul equals the scalar vec_dot on
+// the GGUF rows bit for bit, for every m and for ranges of whole groups; rows outside the
+// range are untouched.
+TEST(QuantPacked, EqualsScalarVecDotBitExact) {
+  const int64_t rows = 40;
+  for (TensorType t : all_weight_types()) {
+    const WeightKernels* ks = kernels_for(t, Isa::Scalar);
+    if (!ks || !ks->packed) continue;
+    for (Isa isa : {Isa::Scalar, Isa::Avx2}) {
+      const WeightKernels* k = kernels_for(t, isa);
+      if (!k) continue;
+      SCOPED_TRACE(tname(t) + "/" + isa_name(isa));
+      ASSERT_TRUE(k->packed);
+      for (int64_t n : {int64_t(64), int64_t(1024)}) {
+        ASSERT_TRUE(can_pack(*k, rows, n));
+        EXPECT_FALSE(can_pack(*k, rows + 4, n));
+        const size_t ws = weight_row_bytes(*k, n).value(), as = act_row_bytes(*k, n).value();
+        for (int variant = 0; variant < 2; ++variant) {
+          const auto W = variant == 0 ? quantized(t, gaussian(rows * n, 31, 0.05f))
+                                      : random_blocks(t, rows * n, 17);
+          std::vector<uint8_t> P(W.size());
+          pack_rows(*k, W.data(), ws, rows, n, P.data());
+          for (int64_t m : {1, 2, 3, 4, 5, 7, 9}) {
+            const auto x = gaussian(m * n, uint32_t(300 + m));
+            std::vector<uint8_t> A(as * size_t(m));
+            for (int64_t i = 0; i < m; ++i)
+              k->quantize_act(x.data() + i * n, A.data() + size_t(i) * as, n);
+            const int64_t ldo = rows + 5;
+            std::vector<float> out(size_t(m * ldo), -1.f);
+            matmul_rows(*k->packed, n, P.data(), ws, A.data(), as, m, out.data(), ldo, 8, 24);
+            matmul_rows(*k->packed, n, P.data(), ws, A.data(), as, m, out.data(), ldo, 24, rows);
+            for (int64_t i = 0; i < m; ++i)
+              for (int64_t r = 0; r < ldo; ++r) {
+                const bool inside = r >= 8 && r < rows;
+                const float ref = inside ? ks->vec_dot(n, W.data() + size_t(r) * ws,
+                                                       A.data() + size_t(i) * as)
+                                         : -1.f;
+                ASSERT_EQ(f32_to_bits(out[size_t(i * ldo + r)]), f32_to_bits(ref))
+                    << "n=" << n << " m=" << m << " i=" << i << " r=" << r;
+              }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Packed F16 (AVX2): every element equals one FMA chain over k in order, for every m and
+// range of whole groups (the definition that makes it batch invariant).
+TEST(QuantPacked, F16IsOneFmaChainPerPair) {
+  const WeightKernels* k = kernels_for(TensorType::F16, Isa::Avx2);
+  if (!k) GTEST_SKIP() << "no AVX2 on this CPU";
+  ASSERT_TRUE(k->packed);
+  const int64_t rows = 48;
+  for (int64_t n : {int64_t(40), int64_t(600)}) {
+    const size_t ws = weight_row_bytes(*k, n).value(), as = act_row_bytes(*k, n).value();
+    const auto W = quantized(TensorType::F16, gaussian(rows * n, 41, 0.05f));
+    std::vector<uint8_t> P(W.size());
+    pack_rows(*k, W.data(), ws, rows, n, P.data());
+    const auto wf = dequantized(TensorType::F16, W.data(), rows * n);
+    for (int64_t m : {1, 2, 5, 6, 7, 13}) {
+      const auto x = gaussian(m * n, uint32_t(400 + m));
+      std::vector<uint8_t> A(as * size_t(m));
+      for (int64_t i = 0; i < m; ++i) k->quantize_act(x.data() + i * n, A.data() + size_t(i) * as, n);
+      const int64_t ldo = rows + 2;
+      std::vector<float> out(size_t(m * ldo), -1.f);
+      matmul_rows(*k->packed, n, P.data(), ws, A.data(), as, m, out.data(), ldo, 0, 16);
+      matmul_rows(*k->packed, n, P.data(), ws, A.data(), as, m, out.data(), ldo, 16, rows);
+      for (int64_t i = 0; i < m; ++i) {
+        const float* a = reinterpret_cast<const float*>(A.data() + size_t(i) * as);
+        for (int64_t r = 0; r < ldo; ++r) {
+          float ref = -1.f;
+          if (r < rows) {
+            ref = 0.f;
+            for (int64_t c = 0; c < n; ++c) ref = std::fma(wf[size_t(r * n + c)], a[c], ref);
+          }
+          ASSERT_EQ(f32_to_bits(out[size_t(i * ldo + r)]), f32_to_bits(ref))
+              << "n=" << n << " m=" << m << " i=" << i << " r=" << r;
+        }
+      }
+    }
   }
 }

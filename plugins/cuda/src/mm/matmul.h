@@ -5,7 +5,16 @@
 // Shapes (GGUF, as src/model/model.h): a weight is [rows, cols] with cols the input
 // dimension; x is [m, cols] f32 row-major; y is [m, ldy] f32 and receives y[i][r] for
 // r < rows. Everything is device memory; every call is asynchronous on `s` and safe inside
-// CUDA graph capture (no allocation, no synchronization).
+// CUDA graph capture (no allocation, no synchronization), except upload_weight (load time).
+//
+// Implementation notes (kernels.cuh has the design):
+//   - cols must be a multiple of the type's block (32 for the float types too); x must be
+//     16-byte aligned. Weights are repacked at upload (layout.h), about their GGUF size.
+//   - m <= 16 (decode): one pass over the weights serves all m rows. Weights enter the tensor
+//     cores exactly, x as two bf16 parts (f16 for F16 weights), float32 sums: results agree
+//     with float32 arithmetic to ~1e-5 of sum|w x|, and a row's result does not depend on m.
+//   - m > 16 (prompt): weights and x rounded to bf16 (F16 weights exact, x to f16), float32
+//     accumulation: error <= 2^-8 of sum|w x|. Needs matmul_workspace_bytes of scratch.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -25,15 +34,17 @@ struct DeviceWeight {
 // Whether the kernels compute this ggml type.
 bool type_supported(uint32_t type);
 
-// Bytes the device copy of a [rows, cols] tensor of `type` takes (the planner uses it).
+// Bytes the device copy of a [rows, cols] tensor of `type` takes (the planner uses it); 0
+// when the type or the shape is not supported.
 size_t weight_device_bytes(uint32_t type, int64_t rows, int64_t cols);
 
 // Copies host rows (GGUF layout, host_row_bytes apart) into dst (weight_device_bytes big),
-// repacking if the kernels want another layout; fills *out.
+// repacking if the kernels want another layout; fills *out. Repacks on the host through a
+// bounded staging buffer and synchronizes `s`.
 cudaError_t upload_weight(const void* host, uint32_t type, int64_t rows, int64_t cols,
                           size_t host_row_bytes, void* dst, DeviceWeight* out, cudaStream_t s);
 
-// Scratch the product needs for up to max_m activation rows.
+// Scratch the product needs for up to max_m activation rows (0 while max_m <= 16).
 size_t matmul_workspace_bytes(const DeviceWeight& w, int64_t max_m);
 
 // y[i][r] = Σ_k W[r][k] · x[i][k], i < m, r < w.rows. Small m (decode, parallel decode):

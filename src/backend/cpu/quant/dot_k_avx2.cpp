@@ -10,6 +10,7 @@
 //   result = hsum(acc) - hsum(accm)
 // Ranges: levels <= 63 and |a| <= 127 keep maddubs below 2^15; |scales| <= 127.
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "backend/cpu/quant/internal.h"
@@ -152,7 +153,87 @@ inline void kdot(const KUnpacked& u, const BlockQ8_K* y, __m256& acc, __m256& ac
   }
 }
 
-template <class B, void (*Unpack)(const B*, KUnpacked*), bool kSym>
+// ---- fused decode kernels (one act row) ------------------------------------------------
+// Decode reads each weight super-block once, so unpacking it into KUnpacked (stores, then
+// loads) is pure overhead there: these compute the same integer lanes (same chunks c, same
+// scale vectors, same add order) in registers and finish with the same FMAs as kdot, so
+// the result is bit-identical to the unpacked path.
+inline void scale_vecs(__m128i s8, __m256i (&sv)[8]) {
+  const __m256i sc16 = _mm256_cvtepi8_epi16(s8);
+  const __m256i halves = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,  //
+                                          2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+  for (int c = 0; c < 8; ++c)
+    sv[c] = _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(c)), halves);
+}
+
+inline __m256i chunk(__m256i q, const int8_t* a, __m256i sv) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(q, loadu(a)), sv);
+}
+
+void fused_q4(const BlockQ4_K* b, const BlockQ8_K* y, __m256& acc, __m256& accm) {
+  uint32_t a[3];
+  std::memcpy(a, b->scales, 12);
+  const uint32_t lo6 = 0x3f3f3f3fu, lo4 = 0x0f0f0f0fu, lo2 = 0x03030303u;
+  const uint32_t sc[2] = {a[0] & lo6, (a[2] & lo4) | (((a[0] >> 6) & lo2) << 4)};
+  const uint32_t mn[2] = {a[1] & lo6, ((a[2] >> 4) & lo4) | (((a[1] >> 6) & lo2) << 4)};
+  const __m128i s = _mm_set_epi32(0, 0, int(sc[1]), int(sc[0]));
+  const __m128i m = _mm_set_epi32(0, 0, int(mn[1]), int(mn[0]));
+  __m256i sv[8];
+  scale_vecs(_mm_unpacklo_epi8(s, s), sv);
+  __m256i sumi = _mm256_setzero_si256();
+  for (int j = 0; j < 4; ++j) {
+    const __m256i x = loadu(b->qs + 32 * j);
+    sumi = _mm256_add_epi32(sumi, chunk(bits_at(x, 0, 0xF), y->qs + 64 * j, sv[2 * j]));
+    sumi = _mm256_add_epi32(sumi, chunk(bits_at(x, 4, 0xF), y->qs + 64 * j + 32, sv[2 * j + 1]));
+  }
+  const __m256i mn16 = _mm256_madd_epi16(loadu(y->bsums),
+                                         _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m)));
+  acc = _mm256_fmadd_ps(_mm256_set1_ps(y->d * h2f(b->d)), _mm256_cvtepi32_ps(sumi), acc);
+  accm = _mm256_fmadd_ps(_mm256_set1_ps(y->d * h2f(b->dmin)), _mm256_cvtepi32_ps(mn16), accm);
+}
+
+void fused_q6(const BlockQ6_K* b, const BlockQ8_K* y, __m256& acc, __m256& /*accm*/) {
+  const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales));
+  __m256i sv[8];
+  scale_vecs(s8, sv);
+  __m256i sumi = _mm256_setzero_si256();
+  for (int h = 0; h < 2; ++h) {
+    const __m256i l0 = loadu(b->ql + 64 * h), l1 = loadu(b->ql + 64 * h + 32);
+    const __m256i qh = loadu(b->qh + 32 * h);
+    const __m256i lo[4] = {bits_at(l0, 0, 0xF), bits_at(l1, 0, 0xF), bits_at(l0, 4, 0xF),
+                           bits_at(l1, 4, 0xF)};
+    for (int k = 0; k < 4; ++k) {
+      const __m256i q = _mm256_or_si256(lo[k], _mm256_slli_epi16(bits_at(qh, 2 * k, 3), 4));
+      sumi = _mm256_add_epi32(sumi, chunk(q, y->qs + 32 * (4 * h + k), sv[4 * h + k]));
+    }
+  }
+  const __m256i mn = _mm256_madd_epi16(loadu(y->bsums),
+                                       _mm256_slli_epi16(_mm256_cvtepi8_epi16(s8), 5));
+  acc = _mm256_fmadd_ps(_mm256_set1_ps(y->d * h2f(b->d)),
+                        _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi, mn)), acc);
+}
+
+// Fused-kernel selectors (a function pointer with __m256 parameters cannot be a template
+// argument without losing its vector attributes).
+struct NoFused {
+  static constexpr bool kOn = false;
+  template <class B>
+  static void run(const B*, const BlockQ8_K*, __m256&, __m256&) {}
+};
+struct FusedQ4 {
+  static constexpr bool kOn = true;
+  static void run(const BlockQ4_K* b, const BlockQ8_K* y, __m256& acc, __m256& accm) {
+    fused_q4(b, y, acc, accm);
+  }
+};
+struct FusedQ6 {
+  static constexpr bool kOn = true;
+  static void run(const BlockQ6_K* b, const BlockQ8_K* y, __m256& acc, __m256& accm) {
+    fused_q6(b, y, acc, accm);
+  }
+};
+
+template <class B, void (*Unpack)(const B*, KUnpacked*), bool kSym, class Fused = NoFused>
 struct KDot {
   template <int NA, int NW>
   static void run(int64_t n, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* out,
@@ -168,6 +249,12 @@ struct KDot {
           for (size_t o = 0; o < sizeof(B); o += 64)
             _mm_prefetch(reinterpret_cast<const char*>(w + (NW + j) * ws + b * sizeof(B) + o),
                          _MM_HINT_T0);
+      }
+      if constexpr (NA == 1 && Fused::kOn) {
+        const BlockQ8_K* y = reinterpret_cast<const BlockQ8_K*>(a) + b;
+        for (int j = 0; j < NW; ++j)
+          Fused::run(reinterpret_cast<const B*>(w + j * ws) + b, y, acc[0][j], accm[0][j]);
+        continue;
       }
       for (int j = 0; j < NW; ++j) Unpack(reinterpret_cast<const B*>(w + j * ws) + b, &u[j]);
       for (int i = 0; i < NA; ++i) {
@@ -248,11 +335,11 @@ DotFns avx2_dot_fns_k(TensorType t) {
     case TensorType::Q3_K:
       return k_fns<KDot<BlockQ3_K, unpack_q3, true>>();
     case TensorType::Q4_K:
-      return k_fns<KDot<BlockQ4_K, unpack_q4, false>>();
+      return k_fns<KDot<BlockQ4_K, unpack_q4, false, FusedQ4>>();
     case TensorType::Q5_K:
       return k_fns<KDot<BlockQ5_K, unpack_q5, false>>();
     case TensorType::Q6_K:
-      return k_fns<KDot<BlockQ6_K, unpack_q6, true>>();
+      return k_fns<KDot<BlockQ6_K, unpack_q6, true, FusedQ6>>();
     default:
       return {};
   }

@@ -38,6 +38,11 @@ DotFns scalar_dot_fns(gguf::TensorType t);
 DotFns avx2_dot_fns_q32(gguf::TensorType t);
 DotFns avx2_dot_fns_k(gguf::TensorType t);
 DotFns avx2_dot_fns_float(gguf::TensorType t);
+// packed_q32.cpp / packed_q32_avx2.cpp: tiles over row-interleaved groups (packed.h);
+// vec_dot is null, tile takes whole groups of 8 rows.
+DotFns packed_scalar_fns(gguf::TensorType t);
+DotFns packed_avx2_fns(gguf::TensorType t);
+DotFns packed_avx2_fns_f16();  // packed_f16_avx2.cpp (AVX2 only: FMA chains)
 
 // Unpacks one K super-block (Q2_K..Q6_K) into u; false for another type. The AVX2 one also
 // fills u->sv. Exposed so tests can compare the two exactly.

@@ -76,6 +76,13 @@ struct WeightKernels {
   // True when `tile` blocks over weight rows itself (it unpacks bands into scratch and
   // prepares the act rows once per call): matmul_rows then hands it the whole range.
   bool tile_blocks;
+
+  // Row-interleaved layouts (packed.h). group_rows = 1: the GGUF layout above. For a
+  // packed table group_rows = 8, the weight pointer is the repacked matrix, vec_dot and
+  // dequantize are null, and `tile` takes whole groups.
+  int64_t group_rows = 1;
+  // On a GGUF-layout table: the packed table of the same type and ISA (null if none).
+  const WeightKernels* packed = nullptr;
 };
 
 // Best instruction set of this CPU (AVX2 needs AVX2, FMA, F16C and BMI2). The

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -87,13 +88,14 @@ DotFns avx2_dot_fns(TensorType t) {
 
 struct Tables {
   std::array<WeightKernels, gguf::kNumTypeIds> by_isa[2];
+  std::array<WeightKernels, gguf::kNumTypeIds> packed[2];  // row-interleaved layouts
   std::array<bool, gguf::kNumTypeIds> ok[2]{};
   bool has_avx2 = false;
   Isa best = Isa::Scalar;
 };
 
-Tables build_tables() {
-  Tables tb;
+// Built in place: the GGUF-layout tables point at their packed twins.
+void build_tables(Tables& tb) {
   tb.has_avx2 = cpu_has_avx2();
   const char* env = std::getenv("SHIMMY_CPU_ISA");
   const bool force_scalar = env && std::string(env) == "scalar";
@@ -122,13 +124,25 @@ Tables build_tables() {
       if (!k.dequantize || !k.quantize_act || !k.vec_dot || !k.tile) continue;
       tb.by_isa[isa][id] = k;
       tb.ok[isa][id] = true;
+      const DotFns pk = isa == 0 ? packed_scalar_fns(t) : packed_avx2_fns(t);
+      if (pk.tile) {
+        WeightKernels p = k;
+        p.dequantize = nullptr;
+        p.vec_dot = nullptr;
+        p.tile = pk.tile;
+        p.tile_blocks = true;
+        p.group_rows = 8;
+        tb.packed[isa][id] = p;
+        tb.by_isa[isa][id].packed = &tb.packed[isa][id];
+      }
     }
   }
-  return tb;
 }
 
 const Tables& tables() {
-  static const Tables tb = build_tables();
+  static Tables tb;
+  static const bool built = (build_tables(tb), true);
+  (void)built;
   return tb;
 }
 
@@ -194,6 +208,11 @@ void matmul_rows(const WeightKernels& k, int64_t n, const void* W, size_t w_stri
                  size_t a_stride, int64_t m, float* out, int64_t ldo, int64_t r0, int64_t r1) {
   if (m <= 0 || r1 <= r0 || n <= 0) return;
   const auto* w = static_cast<const uint8_t*>(W);
+  if (k.group_rows > 1 && (r0 % k.group_rows != 0 || (r1 - r0) % k.group_rows != 0)) {
+    std::fprintf(stderr, "matmul_rows: packed rows [%lld, %lld) not in whole groups\n",
+                 static_cast<long long>(r0), static_cast<long long>(r1));
+    std::abort();  // a caller bug: ranges over packed weights come in multiples of 8
+  }
   if (k.tile_blocks) {
     k.tile(n, w + size_t(r0) * w_stride, w_stride, r1 - r0, A, a_stride, m, out + r0, ldo);
     return;

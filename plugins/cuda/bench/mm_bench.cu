@@ -1,0 +1,285 @@
+// shimmy-cuda-mm-bench: speed of the CUDA weight matmuls (plugins/cuda/src/mm).
+//
+//   shimmy-cuda-mm-bench [TYPE...]      (default: every type; e.g. Q4_0 Q8_0 F16 Q4_K)
+//   shimmy-cuda-mm-bench --one TYPE ROWS COLS M   five plain calls, for a profiler
+//
+// Prints the device-to-device copy bandwidth (bytes read + written per second: the memory
+// ceiling), then per type and weight shape: decode (m = 1) time, weight bytes read per
+// second and their share of the copy bandwidth; the m = 16 time as a multiple of m = 1
+// (parallel decode reads the weights once); and per type the prompt path (m = 512) in
+// TFLOP/s on the TinyLlama-1.1B matrices, each alone and all 7 of a layer together.
+// Timing: CUDA graphs of back-to-back calls, replayed; the median replay. Decode calls
+// rotate over copies of the weights that together exceed the L2 cache several times, so
+// the bytes come from device memory.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/quant/kernels.h"
+#include "gguf/types.h"
+#include "mm/matmul.h"
+
+namespace {
+
+using shimmy::gguf::TensorType;
+
+#define CHECK(expr)                                                                   \
+  do {                                                                                \
+    const cudaError_t e_ = (expr);                                                    \
+    if (e_ != cudaSuccess) {                                                          \
+      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #expr,              \
+                   cudaGetErrorString(e_));                                           \
+      std::exit(1);                                                                   \
+    }                                                                                 \
+  } while (0)
+
+// Median milliseconds of one replay of `graph` (after one warm-up replay).
+float time_graph(cudaGraphExec_t graph, cudaStream_t s, int reps = 7) {
+  cudaEvent_t a, b;
+  CHECK(cudaEventCreate(&a));
+  CHECK(cudaEventCreate(&b));
+  CHECK(cudaGraphLaunch(graph, s));
+  std::vector<float> ms;
+  for (int i = 0; i < reps; ++i) {
+    CHECK(cudaEventRecord(a, s));
+    CHECK(cudaGraphLaunch(graph, s));
+    CHECK(cudaEventRecord(b, s));
+    CHECK(cudaEventSynchronize(b));
+    float t = 0;
+    CHECK(cudaEventElapsedTime(&t, a, b));
+    ms.push_back(t);
+  }
+  CHECK(cudaEventDestroy(a));
+  CHECK(cudaEventDestroy(b));
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+// Captures `calls` invocations of enqueue(i, s) into a graph.
+template <class F>
+cudaGraphExec_t capture(cudaStream_t s, int calls, F&& enqueue) {
+  cudaGraph_t g;
+  CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+  for (int i = 0; i < calls; ++i) enqueue(i, s);
+  CHECK(cudaStreamEndCapture(s, &g));
+  cudaGraphExec_t e;
+  CHECK(cudaGraphInstantiate(&e, g, 0));
+  CHECK(cudaGraphDestroy(g));
+  return e;
+}
+
+__global__ void copy_kernel(const uint4* __restrict__ in, uint4* __restrict__ out, size_t n) {
+  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x)
+    out[i] = in[i];
+}
+
+// Device-to-device copy of 1 GiB by a kernel: bytes read + written per second.
+double copy_gbps(cudaStream_t s, int sms) {
+  const size_t n = size_t(1) << 30;
+  void *a, *b;
+  CHECK(cudaMalloc(&a, n));
+  CHECK(cudaMalloc(&b, n));
+  CHECK(cudaMemset(a, 1, n));
+  cudaGraphExec_t g = capture(s, 4, [&](int, cudaStream_t st) {
+    copy_kernel<<<unsigned(sms * 8), 256, 0, st>>>(static_cast<const uint4*>(a),
+                                                   static_cast<uint4*>(b), n / 16);
+  });
+  const float ms = time_graph(g, s);
+  CHECK(cudaGraphExecDestroy(g));
+  CHECK(cudaFree(a));
+  CHECK(cudaFree(b));
+  return 2.0 * double(n) * 4 / (ms * 1e-3) / 1e9;
+}
+
+// A [rows, cols] weight on the device in `copies` copies (rows repeat a pool of 64 random
+// quantized rows: the bytes read are the same, the quantizer runs only 64 times).
+struct BenchWeight {
+  std::vector<shimmy::cuda::DeviceWeight> w;
+  std::vector<void*> mem;
+  size_t bytes = 0;
+  ~BenchWeight() {
+    for (void* p : mem) cudaFree(p);
+  }
+};
+
+void make_weight(TensorType type, int64_t rows, int64_t cols, size_t min_total, cudaStream_t s,
+                 BenchWeight& out) {
+  const size_t rb = size_t(*shimmy::gguf::row_bytes(type, uint64_t(cols)));
+  const int64_t pool = 64;
+  std::vector<uint8_t> pool_bytes(size_t(pool) * rb);
+  std::mt19937 rng(uint32_t(cols) * 31u + uint32_t(type));
+  std::normal_distribution<float> nd(0.f, 0.02f);
+  std::vector<float> src(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < pool; ++r) {
+    for (auto& v : src) v = nd(rng);
+    if (!shimmy::quant::quantize_row(type, src.data(), pool_bytes.data() + size_t(r) * rb, cols).ok()) {
+      std::fprintf(stderr, "quantize_row failed\n");
+      std::exit(1);
+    }
+  }
+  std::vector<uint8_t> host(size_t(rows) * rb);
+  for (int64_t r = 0; r < rows; ++r)
+    std::memcpy(host.data() + size_t(r) * rb, pool_bytes.data() + size_t(r % pool) * rb, rb);
+  out.bytes = shimmy::cuda::weight_device_bytes(uint32_t(type), rows, cols);
+  const size_t copies = std::max<size_t>(1, (min_total + out.bytes - 1) / out.bytes);
+  out.w.resize(copies);
+  out.mem.resize(copies);
+  for (size_t i = 0; i < copies; ++i) {
+    CHECK(cudaMalloc(&out.mem[i], out.bytes));
+    if (i == 0) {
+      CHECK(shimmy::cuda::upload_weight(host.data(), uint32_t(type), rows, cols, rb, out.mem[0],
+                                        &out.w[0], s));
+    } else {
+      CHECK(cudaMemcpyAsync(out.mem[i], out.mem[0], out.bytes, cudaMemcpyDeviceToDevice, s));
+      out.w[i] = out.w[0];
+      out.w[i].data = out.mem[i];
+    }
+  }
+  CHECK(cudaStreamSynchronize(s));
+}
+
+struct DeviceBuf {
+  void* p = nullptr;
+  explicit DeviceBuf(size_t n) {
+    if (n) CHECK(cudaMalloc(&p, n));
+  }
+  ~DeviceBuf() {
+    if (p) cudaFree(p);
+  }
+};
+
+// Median microseconds of one matmul of m rows (calls rotate over the weight copies).
+double time_matmul(const BenchWeight& bw, int64_t m, cudaStream_t s) {
+  const auto& w0 = bw.w[0];
+  DeviceBuf x(size_t(m * w0.cols) * 4), y(size_t(m * w0.rows) * 4);
+  DeviceBuf ws(shimmy::cuda::matmul_workspace_bytes(w0, m));
+  std::vector<float> hx(size_t(m * w0.cols));
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> ud(-1.f, 1.f);
+  for (auto& v : hx) v = ud(rng);
+  CHECK(cudaMemcpy(x.p, hx.data(), hx.size() * 4, cudaMemcpyHostToDevice));
+  const int calls = int(std::max<size_t>(20, 2 * bw.w.size()));
+  cudaGraphExec_t g = capture(s, calls, [&](int i, cudaStream_t st) {
+    shimmy::cuda::matmul(bw.w[size_t(i) % bw.w.size()], static_cast<const float*>(x.p), m,
+                         static_cast<float*>(y.p), w0.rows, ws.p, st);
+  });
+  CHECK(cudaGetLastError());
+  const float ms = time_graph(g, s);
+  CHECK(cudaGraphExecDestroy(g));
+  return double(ms) * 1e3 / calls;
+}
+
+const TensorType kAll[] = {TensorType::Q8_0, TensorType::F16,  TensorType::Q4_0, TensorType::Q4_K,
+                           TensorType::BF16, TensorType::F32,  TensorType::Q4_1, TensorType::Q5_0,
+                           TensorType::Q5_1, TensorType::IQ4_NL, TensorType::Q2_K, TensorType::Q3_K,
+                           TensorType::Q5_K, TensorType::Q6_K};
+
+}  // namespace
+
+TensorType type_named(const char* name) {
+  for (TensorType t : kAll)
+    if (shimmy::gguf::type_name(uint32_t(t)) == name) return t;
+  std::fprintf(stderr, "unknown type %s\n", name);
+  std::exit(2);
+}
+
+// Five plain (not graph) calls of one product: for ncu and compute-sanitizer.
+int run_one(char** argv) {
+  const TensorType t = type_named(argv[0]);
+  const int64_t rows = std::atoll(argv[1]), cols = std::atoll(argv[2]), m = std::atoll(argv[3]);
+  cudaStream_t s;
+  CHECK(cudaStreamCreate(&s));
+  BenchWeight bw;
+  make_weight(t, rows, cols, 0, s, bw);
+  const auto& w = bw.w[0];
+  DeviceBuf x(size_t(m * cols) * 4), y(size_t(m * rows) * 4);
+  DeviceBuf ws(shimmy::cuda::matmul_workspace_bytes(w, m));
+  CHECK(cudaMemset(x.p, 0, size_t(m * cols) * 4));
+  for (int i = 0; i < 5; ++i)
+    shimmy::cuda::matmul(w, static_cast<const float*>(x.p), m, static_cast<float*>(y.p), rows,
+                         ws.p, s);
+  CHECK(cudaGetLastError());
+  CHECK(cudaStreamSynchronize(s));
+  CHECK(cudaStreamDestroy(s));
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  if (argc == 6 && std::strcmp(argv[1], "--one") == 0) return run_one(argv + 2);
+  std::vector<TensorType> types;
+  for (int i = 1; i < argc; ++i)
+    for (TensorType t : kAll)
+      if (shimmy::gguf::type_name(uint32_t(t)) == argv[i]) types.push_back(t);
+  if (types.empty()) types.assign(std::begin(kAll), std::end(kAll));
+
+  int dev = 0;
+  CHECK(cudaSetDevice(dev));
+  cudaDeviceProp prop;
+  CHECK(cudaGetDeviceProperties(&prop, dev));
+  cudaStream_t s;
+  CHECK(cudaStreamCreate(&s));
+  const double copy = copy_gbps(s, prop.multiProcessorCount);
+  std::printf("device: %s, %d SMs, L2 %d MB\n", prop.name, prop.multiProcessorCount,
+              prop.l2CacheSize >> 20);
+  std::printf("device-to-device copy: %.0f GB/s (read + write)\n\n", copy);
+  const size_t rotate = size_t(4) * size_t(prop.l2CacheSize);  // bytes the decode calls cycle over
+  {
+    BenchWeight tiny;
+    make_weight(TensorType::Q4_0, 16, 256, 0, s, tiny);
+    std::printf("fixed cost of a call (Q4_0 [16, 256], m = 1, in a graph): %.2f us\n\n",
+                time_matmul(tiny, 1, s));
+  }
+
+  const int64_t decode_shapes[][2] = {{5632, 2048}, {2048, 5632}, {32000, 2048}, {2048, 2048}};
+  // TinyLlama-1.1B layer: q, k, v, o, gate, up, down.
+  const int64_t layer[][2] = {{2048, 2048}, {256, 2048},  {256, 2048},  {2048, 2048},
+                              {5632, 2048}, {5632, 2048}, {2048, 5632}};
+  std::printf("decode (m = 1: weights read once; m = 16: time as a multiple of m = 1)\n");
+  std::printf("%-7s %-13s %9s %9s %8s %7s %9s %6s\n", "type", "[rows, cols]", "MB", "m=1 us",
+              "GB/s", "% copy", "m=16 us", "x m=1");
+  std::vector<std::string> prompt_lines;
+  for (TensorType t : types) {
+    const std::string name = shimmy::gguf::type_name(uint32_t(t));
+    for (const auto& sh : decode_shapes) {
+      BenchWeight bw;
+      make_weight(t, sh[0], sh[1], rotate, s, bw);
+      const double t1 = time_matmul(bw, 1, s);
+      const double t16 = time_matmul(bw, 16, s);
+      const double gbps = double(bw.bytes) / (t1 * 1e-6) / 1e9;
+      std::printf("%-7s [%5lld,%5lld] %9.2f %9.2f %8.0f %6.1f%% %9.2f %6.2f\n", name.c_str(),
+                  (long long)sh[0], (long long)sh[1], double(bw.bytes) / 1e6, t1, gbps,
+                  100.0 * gbps / copy, t16, t16 / t1);
+    }
+    // Prompt: m = 512 on each matrix of the layer (k and v counted once each).
+    char line[512];
+    int len = std::snprintf(line, sizeof line, "%-7s", name.c_str());
+    double flops_all = 0, us_all = 0;
+    for (int i = 0; i < 7; ++i) {
+      BenchWeight bw;
+      make_weight(t, layer[i][0], layer[i][1], 0, s, bw);
+      const double us = time_matmul(bw, 512, s);
+      const double flops = 2.0 * double(layer[i][0]) * double(layer[i][1]) * 512;
+      flops_all += flops;
+      us_all += us;
+      if (i == 0 || i == 1 || i == 4 || i == 6)
+        len += std::snprintf(line + len, sizeof line - size_t(len), " %7.0f %6.1f", us,
+                             flops / (us * 1e-6) / 1e12);
+    }
+    std::snprintf(line + len, sizeof line - size_t(len), " %8.0f %6.1f", us_all,
+                  flops_all / (us_all * 1e-6) / 1e12);
+    prompt_lines.push_back(line);
+  }
+  std::printf("\nprompt, m = 512, TinyLlama-1.1B matrices (us, TFLOP/s; the layer: all 7)\n");
+  std::printf("%-7s %14s %14s %14s %14s %15s\n", "type", "[2048,2048]", "[256,2048]",
+              "[5632,2048]", "[2048,5632]", "layer");
+  for (const auto& l : prompt_lines) std::printf("%s\n", l.c_str());
+  CHECK(cudaStreamDestroy(s));
+  return 0;
+}

@@ -1,0 +1,569 @@
+// The two weight-product kernels, templated on the weight type (decode.cuh decodes it).
+// Include only from type_*.cu: each instantiates one type.
+//
+// Decode, m <= 16 (mmv_kernel): a block of 8 warps owns 16 weight rows; its warps take
+// interleaved steps of the row (two at a time, loads first) and add up their partial sums
+// through shared memory at the end. A warp reads each weight once, with 16- or 8-byte
+// loads straight into mma A fragments of small integers (exact), and x straight from
+// global memory (L1/L2) as the B fragment, one column per x row (NT = 1: m <= 8, 2: m <= 16).
+// x is split into two bf16 parts (hi + residual: 16 significant bits, error <= 2^-17 |x|;
+// f16 parts for F16 weights, 22 bits), each multiplied by the exact weight values, so the
+// sum matches float32 arithmetic to a few ulps. Scales and mins are applied per 16 or 32
+// values in float32.
+//
+// Prompt, m > 16 (mmp_kernel): a block computes a 128 (weight rows) x BMX (x rows) tile.
+// Each k chunk (128 values; 64 for F16/BF16, 32 for F32) of the raw weight rows and of x
+// (pre-rounded to bf16, f16 for F16 weights) is staged in shared memory by cp.async, two
+// chunks in flight. 8 warps = 4 (32 weight rows, 2 A tiles) x 2 (BMX/2 x rows); each warp
+// decodes its A fragments from shared memory to real bf16 values (scale folded in) and
+// runs mma.sync m16n8k16 with float32 accumulators.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <mutex>
+
+#include "mm/decode.cuh"
+#include "mm/ops.h"
+
+namespace shimmy::cuda::mm {
+
+// ---- PTX wrappers ---------------------------------------------------------------------
+template <bool kF16>
+__device__ __forceinline__ void mma16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                         uint32_t a3, uint32_t b0, uint32_t b1) {
+  if constexpr (kF16) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  } else {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  }
+}
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return uint32_t(__cvta_generic_to_shared(p));
+}
+template <int N>
+__device__ __forceinline__ void cp_async(void* dst, const void* src) {
+  if constexpr (N == 16) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr(dst)), "l"(src));
+  } else {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+                 "n"(N));
+  }
+}
+// 16 bytes, or 16 zero bytes when !ok (src is then not read).
+__device__ __forceinline__ void cp_async16_or_zero(void* dst, const void* src, bool ok) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+               "r"(ok ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+// x pairs (v.x, v.y) and (v.z, v.w) -> b[0] = 16-bit roundings, b[1] = 16-bit residuals.
+template <bool kF16>
+__device__ __forceinline__ void split_x(const float4& v, uint32_t (&b)[2][2]) {
+  const float in[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int k = 0; k < 2; ++k) {
+    const float lo = in[2 * k], hi = in[2 * k + 1];
+    if constexpr (kF16) {
+      const __half2 p = __floats2half2_rn(lo, hi);
+      b[0][k] = f16x2_bits(p);
+      b[1][k] = f16x2_bits(__floats2half2_rn(lo - __low2float(p), hi - __high2float(p)));
+    } else {
+      b[0][k] = pack_bf16(lo, hi);
+      b[1][k] = pack_bf16(lo - bf16_lo(b[0][k]), hi - bf16_hi(b[0][k]));
+    }
+  }
+}
+
+template <class D>
+__device__ __forceinline__ StepPtrs global_step(const uint8_t* row, const RowLayout& l, int64_t s) {
+  constexpr Format F = D::F;
+  const int64_t rec = F.super ? s >> 1 : s;
+  return StepPtrs{row + l.main_off + s * 4 * F.main_lane, row + l.laux_off + s * 4 * F.laux_lane,
+                  row + l.sa_off + rec * F.sa, row + l.sb_off + rec * F.sb};
+}
+
+// ---- decode ---------------------------------------------------------------------------
+constexpr int kDecodeMaxWarps = 16;
+
+// One step (128 values, 32 for float types) of 16 rows: ra = row g, rb = row g + 8.
+// kM1 (m = 1): lane (g, t) splits x slice (G, h) = (g / 2, g % 2) once per step and the
+// fragments are shuffled from it; otherwise each lane splits its own x row's slices.
+// Columns of C beyond m hold garbage that is never stored.
+template <uint32_t T, int NT, bool kM1>
+__device__ __forceinline__ void mmv_step(const MmArgs& a, int64_t s, const Raw<Dec<T>>& ra,
+                                         const Raw<Dec<T>>& rb, int g, int t,
+                                         const uint32_t* table, float (&acc)[NT][4]) {
+  using D = Dec<T>;
+  constexpr Format F = D::F;
+  constexpr int kGroups = F.step / 32;
+  constexpr int NA = D::kExactParts;
+  constexpr unsigned kAll = 0xffffffffu;
+  const int half = int(s & 1);
+  const int64_t ng = min(int64_t(kGroups), (a.cols - s * F.step) / 32);  // short last step
+  const float* xs = a.x + s * F.step + 4 * t;
+  uint32_t sx[2][2];
+  float sp = 0.f;
+  if constexpr (kM1) {
+    const int G = g >> 1, h = g & 1;
+    float4 xv = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (G < ng) xv = __ldg(reinterpret_cast<const float4*>(xs + 32 * G + 16 * h));
+    split_x<D::kF16>(xv, sx);
+    if constexpr (D::kMin) sp = (xv.x + xv.y) + (xv.z + xv.w);
+  }
+#pragma unroll
+  for (int G = 0; G < kGroups; ++G) {
+    if (G >= ng) break;
+    float c[NT][2][4] = {};  // one chain per x part, so the two mmas do not wait on each other
+    float px[NT] = {};       // this lane's x sum for the min term (not kM1)
+    float sca = 1.f, mna = 0.f, scb = 1.f, mnb = 0.f;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      uint32_t fa[NA][2], fb[NA][2];
+      D::template frag<NA>(ra, G, h, half, fa, sca, mna, table);
+      D::template frag<NA>(rb, G, h, half, fb, scb, mnb, table);
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        uint32_t bx[2][2];
+        if constexpr (kM1) {
+#pragma unroll
+          for (int j = 0; j < 2; ++j)
+#pragma unroll
+            for (int k = 0; k < 2; ++k) bx[j][k] = __shfl_sync(kAll, sx[j][k], 4 * (2 * G + h) + t);
+        } else {
+          const int n = nt * 8 + g;
+          float4 xv = make_float4(0.f, 0.f, 0.f, 0.f);
+          if (n < a.m) xv = __ldg(reinterpret_cast<const float4*>(xs + n * a.cols + 32 * G + 16 * h));
+          split_x<D::kF16>(xv, bx);
+          if constexpr (D::kMin) px[nt] += (xv.x + xv.y) + (xv.z + xv.w);
+        }
+#pragma unroll
+        for (int i = 0; i < NA; ++i)
+#pragma unroll
+          for (int j = 0; j < 2; ++j)
+            mma16816<D::kF16>(c[nt][j], fa[i][0], fb[i][0], fa[i][1], fb[i][1], bx[j][0], bx[j][1]);
+      }
+      if constexpr (!D::kScale) {
+        if (h == 1) {
+#pragma unroll
+          for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+            for (int q = 0; q < 4; ++q) acc[nt][q] += c[nt][0][q] + c[nt][1][q];
+        }
+      }
+      if constexpr (D::kScale) {
+        if (D::kScale16 || h == 1) {
+          // Scale (and min) of the last 16 (kScale16) or 32 values into the accumulators.
+#pragma unroll
+          for (int nt = 0; nt < NT; ++nt) {
+            acc[nt][0] = fmaf(sca, c[nt][0][0] + c[nt][1][0], acc[nt][0]);
+            acc[nt][1] = fmaf(sca, c[nt][0][1] + c[nt][1][1], acc[nt][1]);
+            acc[nt][2] = fmaf(scb, c[nt][0][2] + c[nt][1][2], acc[nt][2]);
+            acc[nt][3] = fmaf(scb, c[nt][0][3] + c[nt][1][3], acc[nt][3]);
+#pragma unroll
+            for (int q = 0; q < 8; ++q) c[nt][q >> 2][q & 3] = 0.f;
+            if constexpr (D::kMin) {
+              float s0, s1;
+              if constexpr (kM1) {  // column 0 only: the sums of slices (G, h) or (G, 0) + (G, 1)
+                s0 = __shfl_sync(kAll, sp, 4 * (2 * G + h));
+                if (!D::kScale16) s0 += __shfl_sync(kAll, sp, 4 * (2 * G));
+                s1 = s0;
+              } else {  // x columns 2t and 2t + 1: lanes 8t and 8t + 4 hold their sums
+                float p = px[nt];
+                p += __shfl_xor_sync(kAll, p, 1);
+                p += __shfl_xor_sync(kAll, p, 2);
+                s0 = __shfl_sync(kAll, p, 8 * t);
+                s1 = __shfl_sync(kAll, p, 8 * t + 4);
+                px[nt] = 0.f;
+              }
+              acc[nt][0] = fmaf(mna, s0, acc[nt][0]);
+              acc[nt][1] = fmaf(mna, s1, acc[nt][1]);
+              acc[nt][2] = fmaf(mnb, s0, acc[nt][2]);
+              acc[nt][3] = fmaf(mnb, s1, acc[nt][3]);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Warp `warp` of `nw` takes steps warp, warp + nw, ...; the next step's loads are issued
+// before the current step is computed.
+template <uint32_t T, int NT, bool kM1>
+__device__ __forceinline__ void mmv_loop(const MmArgs& a, const uint8_t* wa, const uint8_t* wb,
+                                         int warp, int nw, int g, int t, const uint32_t* table,
+                                         float (&acc)[NT][4]) {
+  using D = Dec<T>;
+  const int64_t nsteps = (a.cols + D::F.step - 1) / D::F.step;
+  int64_t s = warp;
+  if (s >= nsteps) return;
+  Raw<D> ca, cb;
+  load_raw<D, true>(global_step<D>(wa, a.layout, s), t, ca);
+  load_raw<D, true>(global_step<D>(wb, a.layout, s), t, cb);
+  for (; s < nsteps; s += nw) {
+    Raw<D> na, nb;
+    const int64_t sn = s + nw;
+    if (sn < nsteps) {
+      load_raw<D, true>(global_step<D>(wa, a.layout, sn), t, na);
+      load_raw<D, true>(global_step<D>(wb, a.layout, sn), t, nb);
+    }
+    mmv_step<T, NT, kM1>(a, s, ca, cb, g, t, table, acc);
+    ca = na;
+    cb = nb;
+  }
+}
+
+// A block of nw warps (1..16, blockDim.x / 32) owns 16 weight rows.
+template <uint32_t T, int NT>
+__global__ void __launch_bounds__(kDecodeMaxWarps * 32) mmv_kernel(const MmArgs a) {
+  using D = Dec<T>;
+  extern __shared__ float red[];  // [nw][NT * 4][32] when nw > 1 (decode_smem)
+  __shared__ uint32_t table[D::kTable ? 256 : 1];
+  if constexpr (D::kTable) {
+    for (int i = threadIdx.x; i < 256; i += blockDim.x) table[i] = iq4nl_pair(i);
+    __syncthreads();
+  }
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int nw = blockDim.x >> 5;
+  const int64_t r0 = int64_t(blockIdx.x) * 16;
+  const uint8_t* wa = a.w + min(r0 + g, a.rows - 1) * a.row_bytes;
+  const uint8_t* wb = a.w + min(r0 + g + 8, a.rows - 1) * a.row_bytes;
+  float acc[NT][4] = {};
+  if (NT == 1 && a.m == 1) {
+    mmv_loop<T, NT, true>(a, wa, wb, warp, nw, g, t, table, acc);
+  } else {
+    mmv_loop<T, NT, false>(a, wa, wb, warp, nw, g, t, table, acc);
+  }
+  auto store = [&](int q, int l, float v) {  // q = nt * 4 + c, l = lane of the fragment
+    const int nt = q >> 2, c = q & 3;
+    const int64_t row = r0 + (l >> 2) + 8 * (c >> 1);
+    const int64_t n = nt * 8 + 2 * (l & 3) + (c & 1);
+    if (row < a.rows && n < a.m) a.y[n * a.ldy + row] = v;
+  };
+  if (nw == 1) {
+#pragma unroll
+    for (int q = 0; q < NT * 4; ++q) store(q, lane, acc[q >> 2][q & 3]);
+    return;
+  }
+  constexpr int kPerWarp = NT * 4 * 32;
+#pragma unroll
+  for (int q = 0; q < NT * 4; ++q) red[warp * kPerWarp + q * 32 + lane] = acc[q >> 2][q & 3];
+  __syncthreads();
+  for (int i = threadIdx.x; i < kPerWarp; i += blockDim.x) {
+    float v = 0.f;
+    for (int w = 0; w < nw; ++w) v += red[w * kPerWarp + i];
+    store(i >> 5, i & 31, v);
+  }
+}
+
+// Dynamic shared memory of mmv_kernel<T, nt> with nw warps.
+constexpr size_t decode_smem(int nt, int nw) { return nw > 1 ? size_t(nw) * nt * 4 * 32 * 4 : 0; }
+
+// ---- prompt ---------------------------------------------------------------------------
+constexpr int kPromptRows = 128;  // weight rows per block
+
+template <uint32_t T>
+struct PromptShape {
+  static constexpr Format F = Dec<T>::F;
+  // k values per staged chunk: whole steps, sized so BMX = 64 fits 99 KB of shared memory.
+  static constexpr int kChunk = F.step == 32 ? (F.main_lane == 32 ? 32 : 64) : 128;
+  static constexpr int kStepsPerChunk = kChunk / F.step;
+  static constexpr int kRec = int(round_up(4 * (F.main_lane + F.laux_lane) + F.sa + F.sb, 16));
+  // Row stride: 16-byte lane loads of rows g and g + 1 fall in different bank halves
+  // (stride = 64 mod 128); 8-byte loads of rows g..g+3 in different quarters (32 or 96).
+  static constexpr int pad_stride(int b) {
+    if (F.main_lane >= 16) return int(round_up(b - 64, 128)) + 64;
+    b = int(round_up(b, 32));
+    return b % 64 == 0 ? b + 32 : b;
+  }
+  static constexpr int kRowStride = pad_stride(kStepsPerChunk * kRec);
+  static constexpr int kXStride = kChunk + 16;  // halves; 2*stride = 32 mod 128 bytes
+  static constexpr size_t smem_bytes(int bmx) {
+    return size_t(2) * kPromptRows * kRowStride + size_t(2) * bmx * kXStride * 2 +
+           (Dec<T>::kTable ? 1024 : 0);
+  }
+};
+
+// Real-valued 16-bit fragment pairs of one lane (scale and min folded in, then rounded).
+template <uint32_t T>
+__device__ __forceinline__ void real_frag(const Raw<Dec<T>>& r, int G, int h, int half,
+                                          uint32_t (&out)[2], const uint32_t* table) {
+  using D = Dec<T>;
+  uint32_t q[1][2];
+  float sc, mn;
+  D::template frag<1>(r, G, h, half, q, sc, mn, table);
+  if constexpr (!D::kScale) {
+    out[0] = q[0][0], out[1] = q[0][1];
+  } else {
+#pragma unroll
+    for (int k = 0; k < 2; ++k)
+      out[k] = pack_bf16(fmaf(sc, bf16_lo(q[0][k]), mn), fmaf(sc, bf16_hi(q[0][k]), mn));
+  }
+}
+
+// blockIdx.z = k split: split z takes chunks [z * per, (z + 1) * per) and, when part is set,
+// writes its partial sums to part[z][m][rows] (sum_splits adds them up) instead of y.
+template <uint32_t T, int BMX>
+__global__ void __launch_bounds__(256, 1)
+    mmp_kernel(const MmArgs a, const uint16_t* __restrict__ x16, float* __restrict__ part) {
+  using D = Dec<T>;
+  using S = PromptShape<T>;
+  constexpr Format F = D::F;
+  constexpr int NT = BMX / 16;
+  constexpr int kGroups = F.step / 32;
+  constexpr int KC = S::kChunk, SPC = S::kStepsPerChunk, REC = S::kRec;
+  constexpr int RS = S::kRowStride, XS = S::kXStride;
+  constexpr int NM = 4 * F.main_lane / 16, NL = 4 * F.laux_lane / 16, N16 = NM + NL;
+  constexpr int kSaOff = 4 * (F.main_lane + F.laux_lane);
+  extern __shared__ __align__(16) uint8_t smem[];
+  uint8_t* wsm = smem;
+  uint16_t* xsm = reinterpret_cast<uint16_t*>(smem + 2 * kPromptRows * RS);
+  uint32_t* table = reinterpret_cast<uint32_t*>(xsm + 2 * BMX * XS);
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  const int wr = warp & 3, wc = warp >> 2;
+  const int64_t n0 = int64_t(blockIdx.x) * kPromptRows, m0 = int64_t(blockIdx.y) * BMX;
+  const int64_t nchunks = round_up(a.cols, kColPad) / KC;
+  const int64_t per = (nchunks + gridDim.z - 1) / gridDim.z;
+  const int64_t c_begin = min(nchunks, int64_t(blockIdx.z) * per);
+  const int64_t c_end = min(nchunks, c_begin + per);
+  if constexpr (D::kTable) table[tid] = iq4nl_pair(tid);  // visible after the first barrier
+
+  auto stage = [&](int64_t c, int buf) {
+    uint8_t* wdst = wsm + buf * kPromptRows * RS;
+    for (int i = tid; i < kPromptRows * SPC * N16; i += 256) {
+      const int r = i / (SPC * N16), rem = i % (SPC * N16), ss = rem / N16, j = rem % N16;
+      const int64_t s = c * SPC + ss;
+      const uint8_t* row = a.w + min(n0 + r, a.rows - 1) * a.row_bytes;
+      const uint8_t* src = j < NM ? row + a.layout.main_off + s * 4 * D::F.main_lane + 16 * j
+                                  : row + a.layout.laux_off + s * 4 * D::F.laux_lane + 16 * (j - NM);
+      cp_async<16>(wdst + r * RS + ss * REC + 16 * j, src);
+    }
+    if constexpr (D::F.sa > 0) {
+      for (int i = tid; i < kPromptRows * SPC; i += 256) {
+        const int r = i / SPC, ss = i % SPC;
+        const int64_t s = c * SPC + ss, rec = D::F.super ? s >> 1 : s;
+        const uint8_t* row = a.w + min(n0 + r, a.rows - 1) * a.row_bytes;
+        uint8_t* d = wdst + r * RS + ss * REC + kSaOff;
+        cp_async<D::F.sa>(d, row + a.layout.sa_off + rec * D::F.sa);
+        if constexpr (D::F.sb > 0) cp_async<4>(d + D::F.sa, row + a.layout.sb_off + rec * 4);
+      }
+    }
+    uint16_t* xdst = xsm + buf * BMX * XS;
+    for (int i = tid; i < BMX * KC / 8; i += 256) {
+      const int r = i / (KC / 8), j = i % (KC / 8);
+      const int64_t xr = m0 + r, k = c * KC + 8 * j;
+      const bool ok = xr < a.m && k < a.cols;
+      cp_async16_or_zero(xdst + r * XS + 8 * j, ok ? x16 + xr * a.cols + k : x16, ok);
+    }
+    cp_async_commit();
+  };
+
+  float acc[2][NT][4] = {};
+  if (c_begin < c_end) stage(c_begin, int(c_begin & 1));
+  for (int64_t c = c_begin; c < c_end; ++c) {
+    if (c + 1 < c_end) {
+      stage(c + 1, int((c + 1) & 1));
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    const uint8_t* wbuf = wsm + (c & 1) * kPromptRows * RS;
+    const uint16_t* xbuf = xsm + (c & 1) * BMX * XS;
+#pragma unroll
+    for (int ss = 0; ss < SPC; ++ss) {
+      const int half = int((c * SPC + ss) & 1);
+      Raw<D> raw[2][2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int rr = 0; rr < 2; ++rr) {
+          const uint8_t* rec = wbuf + (wr * 32 + 16 * i + 8 * rr + g) * RS + ss * REC;
+          load_raw<D, false>(StepPtrs{rec, rec + 4 * F.main_lane, rec + kSaOff, rec + kSaOff + F.sa},
+                             t, raw[i][rr]);
+        }
+#pragma unroll
+      for (int G = 0; G < kGroups; ++G)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          uint32_t A[2][4];
+#pragma unroll
+          for (int i = 0; i < 2; ++i) {
+            uint32_t p0[2], p1[2];
+            real_frag<T>(raw[i][0], G, h, half, p0, table);
+            real_frag<T>(raw[i][1], G, h, half, p1, table);
+            A[i][0] = p0[0], A[i][1] = p1[0], A[i][2] = p0[1], A[i][3] = p1[1];
+          }
+          const uint16_t* xp =
+              xbuf + (wc * (BMX / 2) + g) * XS + ss * F.step + 32 * G + 16 * h + 4 * t;
+#pragma unroll
+          for (int nt = 0; nt < NT; ++nt) {
+            const uint2 b = *reinterpret_cast<const uint2*>(xp + nt * 8 * XS);
+            mma16816<D::kF16>(acc[0][nt], A[0][0], A[0][1], A[0][2], A[0][3], b.x, b.y);
+            mma16816<D::kF16>(acc[1][nt], A[1][0], A[1][1], A[1][2], A[1][3], b.x, b.y);
+          }
+        }
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const int64_t wrow = n0 + wr * 32 + 16 * i + g + 8 * (c >> 1);
+        const int64_t xrow = m0 + wc * (BMX / 2) + nt * 8 + 2 * t + (c & 1);
+        if (wrow >= a.rows || xrow >= a.m) continue;
+        if (part) {
+          part[(int64_t(blockIdx.z) * a.m + xrow) * a.rows + wrow] = acc[i][nt][c];
+        } else {
+          a.y[xrow * a.ldy + wrow] = acc[i][nt][c];
+        }
+      }
+}
+
+// ---- host side: launches and per-device preparation -------------------------------------
+template <uint32_t T>
+struct Launcher {
+  using S = PromptShape<T>;
+  struct DeviceInfo {
+    bool ready = false;
+    int sms = 1;
+    int prompt_per_sm[2] = {0, 0};  // resident prompt blocks per SM for BMX 64, 128 (0: too big)
+    int decode_per_sm[2][5] = {};   // resident decode blocks per SM for NT 1, 2 and 1..16 warps
+  };
+  static constexpr int kMaxDevices = 64;
+  static inline DeviceInfo info[kMaxDevices];
+  static inline std::mutex mu;
+
+  static const DeviceInfo& device_info() {
+    int dev = 0;
+    cudaGetDevice(&dev);
+    return info[dev < kMaxDevices ? dev : 0];
+  }
+
+  static cudaError_t prepare() {
+    int dev = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e != cudaSuccess) return e;
+    if (dev >= kMaxDevices) return cudaErrorInvalidDevice;
+    std::lock_guard<std::mutex> lock(mu);
+    DeviceInfo& d = info[dev];
+    if (d.ready) return cudaSuccess;
+    int optin = 0;
+    if ((e = cudaDeviceGetAttribute(&d.sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess)
+      return e;
+    if ((e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev)) !=
+        cudaSuccess)
+      return e;
+    const void* prompt[2] = {reinterpret_cast<const void*>(&mmp_kernel<T, 64>),
+                             reinterpret_cast<const void*>(&mmp_kernel<T, 128>)};
+    for (int i = 0; i < 2; ++i) {
+      const size_t bytes = S::smem_bytes(64 << i);
+      d.prompt_per_sm[i] = 0;
+      if (bytes > size_t(optin)) continue;
+      if ((e = cudaFuncSetAttribute(prompt[i], cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    int(bytes))) != cudaSuccess)
+        return e;
+      if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&d.prompt_per_sm[i], prompt[i], 256,
+                                                              bytes)) != cudaSuccess)
+        return e;
+    }
+    if (d.prompt_per_sm[0] == 0) return cudaErrorInvalidConfiguration;  // the device is too small
+    const void* decode[2] = {reinterpret_cast<const void*>(&mmv_kernel<T, 1>),
+                             reinterpret_cast<const void*>(&mmv_kernel<T, 2>)};
+    for (int i = 0; i < 2; ++i)
+      for (int k = 0; k < 5; ++k)
+        if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                 &d.decode_per_sm[i][k], decode[i], 32 << k, decode_smem(i + 1, 1 << k))) !=
+            cudaSuccess)
+          return e;
+    d.ready = true;
+    return cudaSuccess;
+  }
+
+  // Warps per 16-row tile: as many as keep every block resident at once (one wave), at
+  // most one per step. The same for every m <= 16: the k split fixes the order of the sums,
+  // and a row's result must not depend on m.
+  static int decode_warps(const DeviceInfo& d, int64_t rows, int64_t cols) {
+    const int64_t tiles = (rows + 15) / 16;
+    const int64_t nsteps = (cols + Dec<T>::F.step - 1) / Dec<T>::F.step;
+    for (int k = 4; k > 0; --k) {
+      const int w = 1 << k;
+      const int per_sm = std::min(d.decode_per_sm[0][k], d.decode_per_sm[1][k]);
+      if (w <= nsteps && tiles <= int64_t(d.sms) * per_sm) return w;
+    }
+    return 1;
+  }
+
+  static void decode(const MmArgs& a, cudaStream_t s) {
+    const int nt = a.m <= 8 ? 1 : 2;
+    const int w = decode_warps(device_info(), a.rows, a.cols);
+    const dim3 grid(unsigned((a.rows + 15) / 16));
+    if (nt == 1) {
+      mmv_kernel<T, 1><<<grid, w * 32, decode_smem(1, w), s>>>(a);
+    } else {
+      mmv_kernel<T, 2><<<grid, w * 32, decode_smem(2, w), s>>>(a);
+    }
+  }
+
+  // Prompt tiling: the tile height (BMX) with fewer waves of work (a 64-row tile costs ~15%
+  // more per row), then a k split when the tiles cannot fill the device.
+  struct Plan {
+    int bmx, nsplit;
+  };
+  static Plan plan(const DeviceInfo& d, int64_t rows, int64_t cols, int64_t m) {
+    const int64_t bn = (rows + kPromptRows - 1) / kPromptRows;
+    auto blocks = [&](int bmx) { return bn * ((m + bmx - 1) / bmx); };
+    auto waves = [&](int bmx, int per_sm) {
+      const int64_t slots = int64_t(d.sms) * per_sm;
+      return (blocks(bmx) + slots - 1) / slots;
+    };
+    Plan p{64, 1};
+    if (d.prompt_per_sm[1] > 0) {
+      const double c64 = double(waves(64, d.prompt_per_sm[0])) * 64 * 1.15;
+      const double c128 = double(waves(128, d.prompt_per_sm[1])) * 128;
+      if (c128 <= c64) p.bmx = 128;
+    }
+    const int64_t slots = int64_t(d.sms) * d.prompt_per_sm[p.bmx == 128];
+    const int64_t nchunks = round_up(cols, kColPad) / S::kChunk;
+    const int64_t most = std::min<int64_t>({max_splits(rows), slots / blocks(p.bmx), nchunks / 2});
+    p.nsplit = int(std::max<int64_t>(1, most));
+    return p;
+  }
+
+  static void prompt(const MmArgs& a, const uint16_t* x16, float* part, cudaStream_t s) {
+    const Plan p = plan(device_info(), a.rows, a.cols, a.m);
+    const dim3 grid(unsigned((a.rows + kPromptRows - 1) / kPromptRows),
+                    unsigned((a.m + p.bmx - 1) / p.bmx), unsigned(p.nsplit));
+    float* out = p.nsplit > 1 ? part : nullptr;
+    if (p.bmx == 64) {
+      mmp_kernel<T, 64><<<grid, 256, S::smem_bytes(64), s>>>(a, x16, out);
+    } else {
+      mmp_kernel<T, 128><<<grid, 256, S::smem_bytes(128), s>>>(a, x16, out);
+    }
+    if (out) sum_splits(out, p.nsplit, a, s);
+  }
+
+  static const TypeOps& ops() {
+    static const TypeOps o{&prepare, &decode, &prompt, Dec<T>::kF16};
+    return o;
+  }
+};
+
+}  // namespace shimmy::cuda::mm

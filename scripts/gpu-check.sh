@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Runs on a GPU machine, from the root of a checkout holding .gpu/ and .gpu-fixtures/ (made
+# by scripts/gpu-pack.sh; the script itself travels as .gpu/gpu-check.sh):
+#   bash .gpu/gpu-check.sh
+# Prints the machine (nvidia-smi, print only), runs the CUDA tests (op agreement and end
+# to end), then optionally a memcheck pass and benchmarks. Exits non-zero if a test fails.
+# env: GPU_CHECK_FILTER   gtest filter for the tests (default: all)
+#      GPU_CHECK_SANITIZE=1  also run the op tests under compute-sanitizer memcheck
+#      GPU_CHECK_BENCH=1  generate benchmark models (shimmy-gen-model) and run shimmy-cuda-bench
+#      GPU_CHECK_BENCH_SHAPES  "shape:type ..." (default "tinyllama:Q4_0")
+#      OUT                folder for logs (default /tmp/gpu-check)
+set -uo pipefail
+gpu=$(cd "$(dirname "$0")" && pwd)
+fix=${SHIMMY_GPU_FIXTURES:-$(pwd)/.gpu-fixtures}
+out=${OUT:-/tmp/gpu-check}
+mkdir -p "$out"
+export LD_LIBRARY_PATH="$gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export SHIMMY_SHARED_DIR="$fix"
+export SHIMMY_CUDA_PLUGIN="$gpu/libshimmy-backend-cuda.so"
+status=0
+summary=()
+
+echo "== machine"
+nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,clocks.mem --format=csv 2>&1 ||
+  echo "nvidia-smi: not available"
+echo "$(uname -srm); $(grep -m1 PRETTY_NAME /etc/os-release 2>/dev/null); $(ldd --version 2>&1 | head -1)"
+
+echo "== shimmy"
+"$gpu/shimmy" --version 2>&1 | head -3
+"$gpu/shimmy" doctor 2>&1 | head -20 || true
+
+echo "== tests"
+t0=$(date +%s)
+"$gpu/shimmy_cuda_tests" --gtest_filter="${GPU_CHECK_FILTER:-*}" 2>&1 | tee "$out/tests.log"
+rc=${PIPESTATUS[0]}
+[ "$rc" -ne 0 ] && status=1
+summary+=("tests: exit $rc in $(( $(date +%s) - t0 )) s; $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$out/tests.log" | sed 's/ tests\?, listed below:\?//' | tr '\n' ' ')")
+while read -r line; do summary+=("$line"); done < <(grep -E '^\[(cuda-vs-cpu|cuda-slices|cuda-parallel|cuda-flash|attention)\]|^\[cuda\] stories|^\[  FAILED  \]' "$out/tests.log")
+
+if [ "${GPU_CHECK_SANITIZE:-0}" = 1 ]; then
+  echo "== compute-sanitizer memcheck (op tests and one model)"
+  san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
+  if [ -n "$san" ]; then
+    "$san" --tool memcheck --error-exitcode 9 "$gpu/shimmy_cuda_tests" \
+      --gtest_filter='CudaOps.*:Rope/*:Shapes/*:Models/CudaModel.*/stories260K:CudaEndToEnd.Parallel*' \
+      > "$out/memcheck.log" 2>&1
+    rc=$?  # 9: memcheck found errors; 1: a test failed (reported above)
+    tail -3 "$out/memcheck.log"
+    grep -q 'ERROR SUMMARY: 0 errors' "$out/memcheck.log" || status=1
+    summary+=("memcheck: $(grep -m1 'ERROR SUMMARY' "$out/memcheck.log" || echo 'no summary') (exit $rc)")
+  else
+    summary+=("memcheck: compute-sanitizer not found")
+  fi
+fi
+
+if [ "${GPU_CHECK_BENCH:-0}" = 1 ]; then
+  echo "== benchmarks"
+  "$gpu/shimmy-cuda-bench" --ops 2>&1 | tee "$out/bench-ops.log"
+  [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
+  while read -r line; do summary+=("ops: $line"); done < "$out/bench-ops.log"
+  models=/tmp/shimmy-bench-models
+  mkdir -p "$models"
+  for st in ${GPU_CHECK_BENCH_SHAPES:-tinyllama:Q4_0}; do
+    shape=${st%%:*} type=${st##*:}
+    f="$models/$shape-$type.gguf"
+    [ -f "$f" ] || "$gpu/shimmy-gen-model" --shape "$shape" --type "$type" --out "$f" \
+      --vocab-from "$fix/vocab/ggml-vocab-llama-spm.gguf" --threads "$(nproc)" > /dev/null
+    "$gpu/shimmy-cuda-bench" "$f" --pp 512 --tg 128 --par 8 2>&1 | tee "$out/bench-$shape-$type.log"
+    [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
+    while read -r line; do summary+=("bench $shape-$type: $line"); done < "$out/bench-$shape-$type.log"
+  done
+fi
+
+echo "== summary"
+printf '%s\n' "${summary[@]}"
+echo "gpu-check: $([ "$status" = 0 ] && echo PASS || echo FAIL)"
+exit "$status"
