@@ -43,12 +43,12 @@ int cmd_bench(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
-  auto model = model::load_model(mo.model);
+  auto model = model::load_model(mo.model, /*pack=*/false);  // packed after placement
   if (!model) {
     std::fprintf(stderr, "error: %s\n", model.error().message.c_str());
     return 1;
   }
-  const model::Model& m = **model;
+  model::Model& m = **model;
   const model::Config& c = m.cfg;
   const int threads = mo.threads > 0 ? mo.threads : engine::physical_cores();
   engine::ThreadPool pool(threads);

@@ -76,7 +76,7 @@ int cmd_doctor(int argc, char** argv) {
   }
   if (mo.model.empty()) return 0;
 
-  auto m = model::load_model(mo.model);
+  auto m = model::load_model(mo.model, /*pack=*/false);  // a dry run
   if (!m) {
     std::fprintf(stderr, "error: %s\n", m.error().message.c_str());
     return 1;

@@ -34,7 +34,7 @@ int cmd_logits(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
-  auto model = model::load_model(mo.model);
+  auto model = model::load_model(mo.model, /*pack=*/false);  // packed after placement
   if (!model) {
     std::fprintf(stderr, "error: %s\n", model.error().message.c_str());
     return 1;

@@ -70,7 +70,7 @@ int cmd_run(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   have_prompt = p->count() > 0;
-  auto model = model::load_model(mo.model);
+  auto model = model::load_model(mo.model, /*pack=*/false);  // packed after placement
   if (!model) {
     std::fprintf(stderr, "error: %s\n", model.error().message.c_str());
     return 1;

@@ -167,7 +167,7 @@ int cmd_show(int argc, char** argv) {
   std::unique_ptr<engine::Offload> offload;
   int64_t ctx = 0;
   if (placement) {
-    auto m = model::load_model(path);
+    auto m = model::load_model(path, /*pack=*/false);  // a dry run
     if (!m) {
       std::fprintf(stderr, "error: %s\n", m.error().message.c_str());
       return 1;

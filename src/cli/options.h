@@ -75,10 +75,11 @@ inline engine::BackendOptions backend_options(const ModelOptions& o) {
   return b;
 }
 
-// Places a loaded model per the flags and logs the placement; on a request that cannot be
-// honoured prints the reason and returns null: the command then exits with status 3.
-inline std::unique_ptr<engine::Offload> place_or_report(const model::Model& m,
-                                                        const ModelOptions& o,
+// Places a model loaded with pack = false per the flags, uploads the device slices, logs the
+// placement, then packs the weights the CPU runs (only those: device layers stay in the
+// map's layout and are not held twice). On a request that cannot be honoured prints the
+// reason and returns null: the command then exits with status 3.
+inline std::unique_ptr<engine::Offload> place_or_report(model::Model& m, const ModelOptions& o,
                                                         const model::SliceShape& shape) {
   auto off = engine::place_model(m, backend_options(o), shape, /*create=*/true);
   if (!off) {
@@ -86,6 +87,7 @@ inline std::unique_ptr<engine::Offload> place_or_report(const model::Model& m,
     return nullptr;
   }
   engine::log_placement(**off);
+  model::pack_cpu_weights(m, (*off)->plan().cpu_layers, (*off)->plan().head_on_cpu);
   return std::move(*off);
 }
 

@@ -114,13 +114,13 @@ struct Binder {
 
 const char* supported_architectures() { return "llama (Llama 1/2/3, Mistral, TinyLlama, SmolLM), qwen2, qwen3"; }
 
-Result<std::unique_ptr<Model>> load_model(const std::string& path) {
+Result<std::unique_ptr<Model>> load_model(const std::string& path, bool pack) {
   auto f = gguf::File::open(path);
   if (!f) return f.error();
-  return load_model(std::move(f.value()));
+  return load_model(std::move(f.value()), pack);
 }
 
-Result<std::unique_ptr<Model>> load_model(gguf::File file) {
+Result<std::unique_ptr<Model>> load_model(gguf::File file, bool pack) {
   auto m = std::make_unique<Model>();
   m->file = std::move(file);
   Config& c = m->cfg;
@@ -165,7 +165,7 @@ Result<std::unique_ptr<Model>> load_model(gguf::File file) {
     chk(b.bind(L.w_down, p + "ffn_down.weight", c.n_ff, E, true));
   }
   if (!st) return st.error();
-  pack_cpu_weights(*m, c.n_layer, /*output=*/true);
+  if (pack) pack_cpu_weights(*m, c.n_layer, /*output=*/true);
   return m;
 }
 

@@ -70,8 +70,10 @@ struct Model {
 
 // Loads and validates: architecture supported, every tensor present with the expected
 // shape and a type the CPU kernels compute. Errors name the tensor and the expected shape.
-Result<std::unique_ptr<Model>> load_model(const std::string& path);
-Result<std::unique_ptr<Model>> load_model(gguf::File file);
+// pack = false leaves every weight in the map's GGUF layout: callers that place layers on a
+// GPU first call pack_cpu_weights for the CPU's layers once the placement is known.
+Result<std::unique_ptr<Model>> load_model(const std::string& path, bool pack = true);
+Result<std::unique_ptr<Model>> load_model(gguf::File file, bool pack = true);
 
 // Repacks the matrix weights of layers [0, n_layers) (and the output projection when
 // `output` and it is not tied to the embeddings) into the CPU's row-interleaved layouts

@@ -7,7 +7,7 @@ namespace {
 ShimmyTensor to_c(const Weight& w) {
   ShimmyTensor t{};
   if (!w) return t;
-  t.data = w.data;
+  t.data = w.src ? w.src : w.data;  // the GGUF layout, never the CPU's packed copy
   t.type = static_cast<uint32_t>(w.type);
   t.rows = w.rows;
   t.cols = w.cols;

@@ -147,9 +147,9 @@ TEST(BackendCli, FakeWithoutDevices) {
   auto r = fake("", {"run", "-m", m, "-p", "Once upon a time", "-n", "4", "--temp", "0"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(count_lines_starting(r.err, "WARN"), 1) << r.err;
-  EXPECT_NE(r.err.find("WARN  no usable GPU backend (fake: SHIMMY_FAKE_DEVICES is empty"),
-            std::string::npos)
-      << r.err;
+  // (A CUDA plugin built next to shimmy on this machine adds its own reason to the line.)
+  EXPECT_NE(r.err.find("WARN  no usable GPU backend ("), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("fake: SHIMMY_FAKE_DEVICES is empty"), std::string::npos) << r.err;
   r = fake("", {"run", "-m", m, "-p", "x", "--gpu-backend", "fake"});
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_NE(r.err.find("--gpu-backend fake: no usable device: SHIMMY_FAKE_DEVICES is empty"),
@@ -344,9 +344,14 @@ TEST(BackendCli, ServeHealthReportsPluginsAndDevices) {
   EXPECT_EQ(b["devices"][0]["device"], "fake:0");
   EXPECT_EQ(b["devices"][0]["name"], "Fake GPU A");
   EXPECT_EQ(b["devices"][0]["free_bytes"], 1024ull << 20);
-  ASSERT_EQ(b["plugins"].size(), 1u);
-  EXPECT_EQ(b["plugins"][0]["name"], "fake");
-  EXPECT_EQ(b["plugins"][0]["loaded"], true);
+  bool found = false;
+  for (const auto& p : b["plugins"]) {
+    if (p["name"] != "fake") continue;
+    found = true;
+    EXPECT_EQ(p["loaded"], true);
+    EXPECT_EQ(p["usable"], true);
+  }
+  EXPECT_TRUE(found) << b.dump();
 }
 
 TEST(BackendCli, ServeWithANamedBackendThatCannotRunExits3) {
