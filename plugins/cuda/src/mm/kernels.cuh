@@ -1,22 +1,25 @@
 // The two weight-product kernels, templated on the weight type (decode.cuh decodes it).
 // Include only from type_*.cu: each instantiates one type.
 //
-// Decode, m <= 16 (mmv_kernel): a block of 8 warps owns 16 weight rows; its warps take
-// interleaved steps of the row (two at a time, loads first) and add up their partial sums
-// through shared memory at the end. A warp reads each weight once, with 16- or 8-byte
-// loads straight into mma A fragments of small integers (exact), and x straight from
-// global memory (L1/L2) as the B fragment, one column per x row (NT = 1: m <= 8, 2: m <= 16).
-// x is split into two bf16 parts (hi + residual: 16 significant bits, error <= 2^-17 |x|;
-// f16 parts for F16 weights, 22 bits), each multiplied by the exact weight values, so the
-// sum matches float32 arithmetic to a few ulps. Scales and mins are applied per 16 or 32
-// values in float32.
+// Decode, m <= 16 (mmv_kernel): a block of 1..16 warps owns 16 weight rows (as many warps
+// as keep the whole grid resident: Launcher::decode_warps); the warps take interleaved
+// steps of the row, each loading its next step while computing the current one, and add
+// up their partial sums through shared memory at the end. A warp reads each weight once,
+// with 16- or 8-byte loads straight into mma A fragments of small integers (exact), and x
+// from global memory (L1/L2) as the B fragment, one column per x row (NT = 1: m <= 8,
+// 2: m <= 16). x is split into two bf16 parts (hi + residual: 16 significant bits; f16
+// parts for F16 weights, 22 bits), each multiplied by the exact weight values, so the sum
+// matches float32 arithmetic to a few ulps. Scales and mins are applied per 16 or 32 values
+// in float32. For m = 1 a warp splits each x slice once and shuffles it to the lanes that
+// need it. On sm_90 the launch is a programmatic dependent launch (see pdl_wait).
 //
 // Prompt, m > 16 (mmp_kernel): a block computes a 128 (weight rows) x 64 (x rows) tile.
 // Each k chunk (128 values; 64 for F16/BF16, 32 for F32) of the raw weight rows and of x
 // (pre-rounded to bf16, f16 for F16 weights) is staged in shared memory by cp.async, two
-// chunks in flight. 8 warps = 4 (32 weight rows, 2 A tiles) x 2 (BMX/2 x rows); each warp
-// decodes its A fragments from shared memory to real bf16 values (scale folded in) and
-// runs mma.sync m16n8k16 with float32 accumulators.
+// chunks in flight; grids too small for the device split k (sum_splits adds the parts).
+// 8 warps = 4 (32 weight rows, 2 A tiles) x 2 (32 x rows); each warp decodes its A
+// fragments from shared memory to real bf16 values (scale folded in) and runs mma.sync
+// m16n8k16 with float32 accumulators.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -66,8 +69,8 @@ __device__ __forceinline__ void cp_async16_or_zero(void* dst, const void* src, b
 }
 // Programmatic dependent launch (sm_90+; no-ops before): weights do not depend on the
 // previous kernel in the stream, x and y do. A decode kernel lets its successor launch once
-// all its blocks have started, and waits for its predecessor only after its first weight
-// loads are out.
+// all its blocks are past their main loop, and waits for its predecessor only after its
+// first weight loads are out.
 __device__ __forceinline__ void pdl_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;\n" ::: "memory");
@@ -261,7 +264,6 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) mmv_kernel(const MmArgs 
     for (int i = threadIdx.x; i < 256; i += blockDim.x) table[i] = iq4nl_pair(i);
     __syncthreads();
   }
-  pdl_launch_dependents();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int nw = blockDim.x >> 5;
   const int64_t r0 = int64_t(blockIdx.x) * 16;
@@ -273,6 +275,9 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) mmv_kernel(const MmArgs 
   } else {
     mmv_loop<T, NT, false>(a, wa, wb, warp, nw, g, t, table, acc);
   }
+  // The successor may launch once every block is past its loads: it then overlaps our tail
+  // only. (Triggering at the start let it crowd big grids: Q4_K [32000, 2048] 27 -> 36 us.)
+  pdl_launch_dependents();
   auto store = [&](int q, int l, float v) {  // q = nt * 4 + c, l = lane of the fragment
     const int nt = q >> 2, c = q & 3;
     const int64_t row = r0 + (l >> 2) + 8 * (c >> 1);
@@ -307,7 +312,7 @@ constexpr int kPromptBmx = 64;
 template <uint32_t T>
 struct PromptShape {
   static constexpr Format F = Dec<T>::F;
-  // k values per staged chunk: whole steps, sized so BMX = 64 fits 99 KB of shared memory.
+  // k values per staged chunk: whole steps, sized so a block fits 99 KB of shared memory.
   static constexpr int kChunk = F.step == 32 ? (F.main_lane == 32 ? 32 : 64) : 128;
   static constexpr int kStepsPerChunk = kChunk / F.step;
   static constexpr int kRec = int(round_up(4 * (F.main_lane + F.laux_lane) + F.sa + F.sb, 16));
