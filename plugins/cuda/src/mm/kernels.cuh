@@ -1,5 +1,5 @@
 // The two weight-product kernels, templated on the weight type (decode.cuh decodes it).
-// Include only from type_*.cu: each instantiates one type.
+// Include only from types_*.cu: each instantiates a few types.
 //
 // Decode, m <= 16 (mmv_kernel): a block of 1..16 warps owns 16 weight rows (as many warps
 // as keep the whole grid resident: Launcher::decode_warps); the warps take interleaved
