@@ -47,6 +47,14 @@ __device__ __forceinline__ uint32_t ints_bf16(uint32_t fields, float sub) {
   return bf16x2_bits(r);
 }
 
+// Byte i of w as a float, unsigned or signed: the byte becomes the low bits of 2^23 + b.
+__device__ __forceinline__ float ubyte_f32(uint32_t w, int i) {
+  return __uint_as_float(__byte_perm(w, 0x4B000000u, 0x7540 + i)) - 8388608.0f;
+}
+__device__ __forceinline__ float sbyte_f32(uint32_t w, int i) {
+  return __uint_as_float(__byte_perm(w ^ 0x80808080u, 0x4B000000u, 0x7540 + i)) - 8388736.0f;
+}
+
 // Byte i (compile-time) of a word array.
 __device__ __forceinline__ uint32_t byte_of(const uint32_t* w, int i) {
   return (w[i >> 2] >> (8 * (i & 3))) & 0xFF;
@@ -318,8 +326,8 @@ struct DecQ45K : DecBase {
     }
     uint32_t s4, m4;
     k4_scales4(r.sa, half, s4, m4);
-    sc = f16_bits_to_f32(r.sa[0]) * float((s4 >> (8 * G)) & 0xFF);
-    mn = -f16_bits_to_f32(r.sa[0] >> 16) * float((m4 >> (8 * G)) & 0xFF);
+    sc = f16_bits_to_f32(r.sa[0]) * ubyte_f32(s4, G);
+    mn = -f16_bits_to_f32(r.sa[0] >> 16) * ubyte_f32(m4, G);
   }
 };
 template <>
@@ -340,8 +348,8 @@ struct Dec<kQ6_K> : DecBase {
       a[0][k] = ints_bf16(nib_pair(r.m[G], p) | crumb_pair(r.la, G, p, 4), 32);
     }
     const int i0 = 2 * G + h;  // scale 8 * half + i0
-    const uint32_t b = half ? byte_of(r.sa, 8 + i0) : byte_of(r.sa, i0);
-    sc = f16_bits_to_f32(r.sb) * float(int(int8_t(b)));
+    const uint32_t w = half ? r.sa[2 + (i0 >> 2)] : r.sa[i0 >> 2];
+    sc = f16_bits_to_f32(r.sb) * sbyte_f32(w, i0 & 3);
     mn = 0;
   }
 };

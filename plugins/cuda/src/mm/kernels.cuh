@@ -1,27 +1,31 @@
 // The two weight-product kernels, templated on the weight type (decode.cuh decodes it).
-// Include only from type_*.cu: each instantiates one type.
+// Include only from types_*.cu: each instantiates a few types.
 //
-// Decode, m <= 16 (mmv_kernel): a block of 8 warps owns 16 weight rows; its warps take
-// interleaved steps of the row (two at a time, loads first) and add up their partial sums
-// through shared memory at the end. A warp reads each weight once, with 16- or 8-byte
-// loads straight into mma A fragments of small integers (exact), and x straight from
-// global memory (L1/L2) as the B fragment, one column per x row (NT = 1: m <= 8, 2: m <= 16).
-// x is split into two bf16 parts (hi + residual: 16 significant bits, error <= 2^-17 |x|;
-// f16 parts for F16 weights, 22 bits), each multiplied by the exact weight values, so the
-// sum matches float32 arithmetic to a few ulps. Scales and mins are applied per 16 or 32
-// values in float32.
+// Decode, m <= 16 (mmv_kernel): a block of 1..16 warps owns 16 weight rows (as many warps
+// as keep the whole grid resident: Launcher::decode_warps); the warps take interleaved
+// steps of the row, each loading its next step while computing the current one, and add
+// up their partial sums through shared memory at the end. A warp reads each weight once,
+// with 16- or 8-byte loads straight into mma A fragments of small integers (exact), and x
+// from global memory (L1/L2) as the B fragment, one column per x row (NT = 1: m <= 8,
+// 2: m <= 16). x is split into two bf16 parts (hi + residual: 16 significant bits; f16
+// parts for F16 weights, 22 bits), each multiplied by the exact weight values, so the sum
+// matches float32 arithmetic to a few ulps. Scales and mins are applied per 16 or 32 values
+// in float32. For m = 1 a warp splits each x slice once and shuffles it to the lanes that
+// need it. On sm_90 the launch is a programmatic dependent launch (see pdl_wait).
 //
-// Prompt, m > 16 (mmp_kernel): a block computes a 128 (weight rows) x BMX (x rows) tile.
+// Prompt, m > 16 (mmp_kernel): a block computes a 128 (weight rows) x 64 (x rows) tile.
 // Each k chunk (128 values; 64 for F16/BF16, 32 for F32) of the raw weight rows and of x
 // (pre-rounded to bf16, f16 for F16 weights) is staged in shared memory by cp.async, two
-// chunks in flight. 8 warps = 4 (32 weight rows, 2 A tiles) x 2 (BMX/2 x rows); each warp
-// decodes its A fragments from shared memory to real bf16 values (scale folded in) and
-// runs mma.sync m16n8k16 with float32 accumulators.
+// chunks in flight; grids too small for the device split k (sum_splits adds the parts).
+// 8 warps = 4 (32 weight rows, 2 A tiles) x 2 (32 x rows); each warp decodes its A
+// fragments from shared memory to real bf16 values (scale folded in) and runs mma.sync
+// m16n8k16 with float32 accumulators.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <mutex>
 
 #include "mm/decode.cuh"
@@ -63,6 +67,21 @@ __device__ __forceinline__ void cp_async16_or_zero(void* dst, const void* src, b
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
                "r"(ok ? 16 : 0));
 }
+// Programmatic dependent launch (sm_90+; no-ops before): weights do not depend on the
+// previous kernel in the stream, x and y do. A decode kernel lets its successor launch once
+// all its blocks are past their main loop, and waits for its predecessor only after its
+// first weight loads are out.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n");
+#endif
+}
+
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
@@ -121,7 +140,11 @@ __device__ __forceinline__ void mmv_step(const MmArgs& a, int64_t s, const Raw<D
     float4 xv = make_float4(0.f, 0.f, 0.f, 0.f);
     if (G < ng) xv = __ldg(reinterpret_cast<const float4*>(xs + 32 * G + 16 * h));
     split_x<D::kF16>(xv, sx);
-    if constexpr (D::kMin) sp = (xv.x + xv.y) + (xv.z + xv.w);
+    if constexpr (D::kMin) {  // the slice's x sum, in every lane of its quad
+      sp = (xv.x + xv.y) + (xv.z + xv.w);
+      sp += __shfl_xor_sync(kAll, sp, 1);
+      sp += __shfl_xor_sync(kAll, sp, 2);
+    }
   }
 #pragma unroll
   for (int G = 0; G < kGroups; ++G) {
@@ -147,7 +170,12 @@ __device__ __forceinline__ void mmv_step(const MmArgs& a, int64_t s, const Raw<D
           float4 xv = make_float4(0.f, 0.f, 0.f, 0.f);
           if (n < a.m) xv = __ldg(reinterpret_cast<const float4*>(xs + n * a.cols + 32 * G + 16 * h));
           split_x<D::kF16>(xv, bx);
-          if constexpr (D::kMin) px[nt] += (xv.x + xv.y) + (xv.z + xv.w);
+          if constexpr (D::kMin) {  // the slice's x sum of column g, then slices added
+            float q = (xv.x + xv.y) + (xv.z + xv.w);
+            q += __shfl_xor_sync(kAll, q, 1);
+            q += __shfl_xor_sync(kAll, q, 2);
+            px[nt] += q;
+          }
         }
 #pragma unroll
         for (int i = 0; i < NA; ++i)
@@ -176,16 +204,14 @@ __device__ __forceinline__ void mmv_step(const MmArgs& a, int64_t s, const Raw<D
             for (int q = 0; q < 8; ++q) c[nt][q >> 2][q & 3] = 0.f;
             if constexpr (D::kMin) {
               float s0, s1;
-              if constexpr (kM1) {  // column 0 only: the sums of slices (G, h) or (G, 0) + (G, 1)
-                s0 = __shfl_sync(kAll, sp, 4 * (2 * G + h));
-                if (!D::kScale16) s0 += __shfl_sync(kAll, sp, 4 * (2 * G));
+              // The same additions in the same order on both paths (batch invariance).
+              if constexpr (kM1) {  // column 0 only: slice (G, h), or (G, 0) + (G, 1)
+                s0 = D::kScale16 ? __shfl_sync(kAll, sp, 4 * (2 * G + h))
+                                 : __shfl_sync(kAll, sp, 8 * G) + __shfl_sync(kAll, sp, 8 * G + 4);
                 s1 = s0;
               } else {  // x columns 2t and 2t + 1: lanes 8t and 8t + 4 hold their sums
-                float p = px[nt];
-                p += __shfl_xor_sync(kAll, p, 1);
-                p += __shfl_xor_sync(kAll, p, 2);
-                s0 = __shfl_sync(kAll, p, 8 * t);
-                s1 = __shfl_sync(kAll, p, 8 * t + 4);
+                s0 = __shfl_sync(kAll, px[nt], 8 * t);
+                s1 = __shfl_sync(kAll, px[nt], 8 * t + 4);
                 px[nt] = 0.f;
               }
               acc[nt][0] = fmaf(mna, s0, acc[nt][0]);
@@ -209,10 +235,12 @@ __device__ __forceinline__ void mmv_loop(const MmArgs& a, const uint8_t* wa, con
   using D = Dec<T>;
   const int64_t nsteps = (a.cols + D::F.step - 1) / D::F.step;
   int64_t s = warp;
-  if (s >= nsteps) return;
   Raw<D> ca, cb;
-  load_raw<D, true>(global_step<D>(wa, a.layout, s), t, ca);
-  load_raw<D, true>(global_step<D>(wb, a.layout, s), t, cb);
+  if (s < nsteps) {
+    load_raw<D, true>(global_step<D>(wa, a.layout, s), t, ca);
+    load_raw<D, true>(global_step<D>(wb, a.layout, s), t, cb);
+  }
+  pdl_wait();  // x and y belong to the previous kernel until here
   for (; s < nsteps; s += nw) {
     Raw<D> na, nb;
     const int64_t sn = s + nw;
@@ -247,6 +275,9 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) mmv_kernel(const MmArgs 
   } else {
     mmv_loop<T, NT, false>(a, wa, wb, warp, nw, g, t, table, acc);
   }
+  // The successor may launch once every block is past its loads: it then overlaps our tail
+  // only. (Triggering at the start let it crowd big grids: Q4_K [32000, 2048] 27 -> 36 us.)
+  pdl_launch_dependents();
   auto store = [&](int q, int l, float v) {  // q = nt * 4 + c, l = lane of the fragment
     const int nt = q >> 2, c = q & 3;
     const int64_t row = r0 + (l >> 2) + 8 * (c >> 1);
@@ -274,11 +305,14 @@ constexpr size_t decode_smem(int nt, int nw) { return nw > 1 ? size_t(nw) * nt *
 
 // ---- prompt ---------------------------------------------------------------------------
 constexpr int kPromptRows = 128;  // weight rows per block
+// x rows per block. 128 would halve the shared-memory traffic of x per weight tile but fits
+// one block per SM (two of 64 do): on H100 64 won every TinyLlama and 32000-row shape.
+constexpr int kPromptBmx = 64;
 
 template <uint32_t T>
 struct PromptShape {
   static constexpr Format F = Dec<T>::F;
-  // k values per staged chunk: whole steps, sized so BMX = 64 fits 99 KB of shared memory.
+  // k values per staged chunk: whole steps, sized so a block fits 99 KB of shared memory.
   static constexpr int kChunk = F.step == 32 ? (F.main_lane == 32 ? 32 : 64) : 128;
   static constexpr int kStepsPerChunk = kChunk / F.step;
   static constexpr int kRec = int(round_up(4 * (F.main_lane + F.laux_lane) + F.sa + F.sb, 16));
@@ -317,7 +351,7 @@ __device__ __forceinline__ void real_frag(const Raw<Dec<T>>& r, int G, int h, in
 // blockIdx.z = k split: split z takes chunks [z * per, (z + 1) * per) and, when part is set,
 // writes its partial sums to part[z][m][rows] (sum_splits adds them up) instead of y.
 template <uint32_t T, int BMX>
-__global__ void __launch_bounds__(256, 1)
+__global__ void __launch_bounds__(256, 2)
     mmp_kernel(const MmArgs a, const uint16_t* __restrict__ x16, float* __restrict__ part) {
   using D = Dec<T>;
   using S = PromptShape<T>;
@@ -444,8 +478,9 @@ struct Launcher {
   struct DeviceInfo {
     bool ready = false;
     int sms = 1;
-    int prompt_per_sm[2] = {0, 0};  // resident prompt blocks per SM for BMX 64, 128 (0: too big)
+    int prompt_per_sm = 0;          // resident prompt blocks per SM
     int decode_per_sm[2][5] = {};   // resident decode blocks per SM for NT 1, 2 and 1..16 warps
+    bool pdl = false;               // programmatic dependent launch (compute capability >= 9)
   };
   static constexpr int kMaxDevices = 64;
   static inline DeviceInfo info[kMaxDevices];
@@ -465,26 +500,27 @@ struct Launcher {
     std::lock_guard<std::mutex> lock(mu);
     DeviceInfo& d = info[dev];
     if (d.ready) return cudaSuccess;
-    int optin = 0;
+    int optin = 0, major = 0;
     if ((e = cudaDeviceGetAttribute(&d.sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess)
       return e;
+    if ((e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev)) != cudaSuccess)
+      return e;
+    const char* pdl = std::getenv("SHIMMY_CUDA_MM_PDL");  // "0" turns it off (A/B timing)
+    d.pdl = major >= 9 && !(pdl && pdl[0] == '0');
     if ((e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev)) !=
         cudaSuccess)
       return e;
-    const void* prompt[2] = {reinterpret_cast<const void*>(&mmp_kernel<T, 64>),
-                             reinterpret_cast<const void*>(&mmp_kernel<T, 128>)};
-    for (int i = 0; i < 2; ++i) {
-      const size_t bytes = S::smem_bytes(64 << i);
-      d.prompt_per_sm[i] = 0;
-      if (bytes > size_t(optin)) continue;
-      if ((e = cudaFuncSetAttribute(prompt[i], cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    int(bytes))) != cudaSuccess)
-        return e;
-      if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&d.prompt_per_sm[i], prompt[i], 256,
-                                                              bytes)) != cudaSuccess)
-        return e;
-    }
-    if (d.prompt_per_sm[0] == 0) return cudaErrorInvalidConfiguration;  // the device is too small
+    const void* prompt = reinterpret_cast<const void*>(&mmp_kernel<T, kPromptBmx>);
+    const size_t bytes = S::smem_bytes(kPromptBmx);
+    d.prompt_per_sm = 0;
+    if (bytes > size_t(optin)) return cudaErrorInvalidConfiguration;  // the device is too small
+    if ((e = cudaFuncSetAttribute(prompt, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  int(bytes))) != cudaSuccess)
+      return e;
+    if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&d.prompt_per_sm, prompt, 256, bytes)) !=
+        cudaSuccess)
+      return e;
+    if (d.prompt_per_sm == 0) return cudaErrorInvalidConfiguration;
     const void* decode[2] = {reinterpret_cast<const void*>(&mmv_kernel<T, 1>),
                              reinterpret_cast<const void*>(&mmv_kernel<T, 2>)};
     for (int i = 0; i < 2; ++i)
@@ -498,66 +534,56 @@ struct Launcher {
   }
 
   // Warps per 16-row tile: as many as keep every block resident at once (one wave), at
-  // most one per step. The same for every m <= 16: the k split fixes the order of the sums,
-  // and a row's result must not depend on m.
+  // most one per step. The same for every m <= 16 (chosen for m <= 8): the k split fixes
+  // the order of the sums, and a row's result must not depend on m.
   static int decode_warps(const DeviceInfo& d, int64_t rows, int64_t cols) {
     const int64_t tiles = (rows + 15) / 16;
     const int64_t nsteps = (cols + Dec<T>::F.step - 1) / Dec<T>::F.step;
     for (int k = 4; k > 0; --k) {
       const int w = 1 << k;
-      const int per_sm = std::min(d.decode_per_sm[0][k], d.decode_per_sm[1][k]);
+      const int per_sm = d.decode_per_sm[0][k];  // m <= 8 sets it; m > 8 uses the same
       if (w <= nsteps && tiles <= int64_t(d.sms) * per_sm) return w;
     }
     return 1;
   }
 
   static void decode(const MmArgs& a, cudaStream_t s) {
+    const DeviceInfo& d = device_info();
     const int nt = a.m <= 8 ? 1 : 2;
-    const int w = decode_warps(device_info(), a.rows, a.cols);
-    const dim3 grid(unsigned((a.rows + 15) / 16));
+    const int w = decode_warps(d, a.rows, a.cols);
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(unsigned((a.rows + 15) / 16));
+    cfg.blockDim = dim3(unsigned(w * 32));
+    cfg.dynamicSmemBytes = decode_smem(nt, w);
+    cfg.stream = s;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = d.pdl ? 1 : 0;
     if (nt == 1) {
-      mmv_kernel<T, 1><<<grid, w * 32, decode_smem(1, w), s>>>(a);
+      cudaLaunchKernelEx(&cfg, mmv_kernel<T, 1>, a);
     } else {
-      mmv_kernel<T, 2><<<grid, w * 32, decode_smem(2, w), s>>>(a);
+      cudaLaunchKernelEx(&cfg, mmv_kernel<T, 2>, a);
     }
   }
 
-  // Prompt tiling: the tile height (BMX) with fewer waves of work (a 64-row tile costs ~15%
-  // more per row), then a k split when the tiles cannot fill the device.
-  struct Plan {
-    int bmx, nsplit;
-  };
-  static Plan plan(const DeviceInfo& d, int64_t rows, int64_t cols, int64_t m) {
-    const int64_t bn = (rows + kPromptRows - 1) / kPromptRows;
-    auto blocks = [&](int bmx) { return bn * ((m + bmx - 1) / bmx); };
-    auto waves = [&](int bmx, int per_sm) {
-      const int64_t slots = int64_t(d.sms) * per_sm;
-      return (blocks(bmx) + slots - 1) / slots;
-    };
-    Plan p{64, 1};
-    if (d.prompt_per_sm[1] > 0) {
-      const double c64 = double(waves(64, d.prompt_per_sm[0])) * 64 * 1.15;
-      const double c128 = double(waves(128, d.prompt_per_sm[1])) * 128;
-      if (c128 <= c64) p.bmx = 128;
-    }
-    const int64_t slots = int64_t(d.sms) * d.prompt_per_sm[p.bmx == 128];
+  // Prompt tiling: a k split when the tiles cannot fill the device.
+  static int prompt_splits(const DeviceInfo& d, int64_t rows, int64_t cols, int64_t m) {
+    const int64_t blocks =
+        (rows + kPromptRows - 1) / kPromptRows * ((m + kPromptBmx - 1) / kPromptBmx);
+    const int64_t slots = int64_t(d.sms) * d.prompt_per_sm;
     const int64_t nchunks = round_up(cols, kColPad) / S::kChunk;
-    const int64_t most = std::min<int64_t>({max_splits(rows), slots / blocks(p.bmx), nchunks / 2});
-    p.nsplit = int(std::max<int64_t>(1, most));
-    return p;
+    return int(std::max<int64_t>(1, std::min<int64_t>({max_splits(rows), slots / blocks, nchunks / 2})));
   }
 
   static void prompt(const MmArgs& a, const uint16_t* x16, float* part, cudaStream_t s) {
-    const Plan p = plan(device_info(), a.rows, a.cols, a.m);
+    const int nsplit = prompt_splits(device_info(), a.rows, a.cols, a.m);
     const dim3 grid(unsigned((a.rows + kPromptRows - 1) / kPromptRows),
-                    unsigned((a.m + p.bmx - 1) / p.bmx), unsigned(p.nsplit));
-    float* out = p.nsplit > 1 ? part : nullptr;
-    if (p.bmx == 64) {
-      mmp_kernel<T, 64><<<grid, 256, S::smem_bytes(64), s>>>(a, x16, out);
-    } else {
-      mmp_kernel<T, 128><<<grid, 256, S::smem_bytes(128), s>>>(a, x16, out);
-    }
-    if (out) sum_splits(out, p.nsplit, a, s);
+                    unsigned((a.m + kPromptBmx - 1) / kPromptBmx), unsigned(nsplit));
+    float* out = nsplit > 1 ? part : nullptr;
+    mmp_kernel<T, kPromptBmx><<<grid, 256, S::smem_bytes(kPromptBmx), s>>>(a, x16, out);
+    if (out) sum_splits(out, nsplit, a, s);
   }
 
   static const TypeOps& ops() {

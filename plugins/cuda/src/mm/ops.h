@@ -1,4 +1,4 @@
-// What each weight type's translation unit (type_*.cu) gives matmul.cu: host functions that
+// What each weight type's kernels (types_*.cu) give matmul.cu: host functions that
 // launch its kernels. Host-only header.
 #pragma once
 
@@ -37,7 +37,7 @@ struct TypeOps {
   bool x_f16;
 };
 
-// One per type (type_<name>.cu).
+// One per type (types_*.cu).
 const TypeOps& ops_f32();
 const TypeOps& ops_f16();
 const TypeOps& ops_bf16();
