@@ -37,6 +37,19 @@ rc=${PIPESTATUS[0]}
 summary+=("tests: exit $rc in $(( $(date +%s) - t0 )) s; $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$out/tests.log" | sed 's/ tests\?, listed below:\?//' | tr '\n' ' ')")
 while read -r line; do summary+=("$line"); done < <(grep -E '^\[(cuda-vs-cpu|cuda-slices|cuda-parallel|cuda-flash|attention)\]|^\[cuda\] stories|^\[  FAILED  \]' "$out/tests.log")
 
+echo "== the shimmy CLI on the GPU (plugin found next to the binary)"
+want=", there was a little girl named Lily. She loved to play outside in the park. One day, she saw"
+got=$("$gpu/shimmy" run -m "$fix/models/stories260K.gguf" -p "Once upon a time" -n 32 --temp 0 \
+  --gpu-backend cuda --gpu-layers all 2> "$out/run.err")
+if [ "$got" = "$want" ]; then summary+=("cli run, all layers on cuda: stories text equal");
+else status=1; summary+=("cli run, all layers on cuda: MISMATCH: '$got'"); cat "$out/run.err"; fi
+grep -m2 -E "cuda:0|cpu:" "$out/run.err" | while read -r l; do echo "  $l"; done
+got=$("$gpu/shimmy" run -m "$fix/models/stories260K.gguf" -p "Once upon a time" -n 32 --temp 0 \
+  --gpu-backend cuda --gpu-layers 3 2> "$out/run-half.err")
+if [ "$got" = "$want" ]; then summary+=("cli run, 3 of 5 layers on cuda: stories text equal");
+else status=1; summary+=("cli run, 3 of 5 layers on cuda: MISMATCH: '$got'"); cat "$out/run-half.err"; fi
+"$gpu/shimmy" show --placement "$fix/models/t-llama-Q4_K_M.gguf" 2>&1 | head -8
+
 if [ "${GPU_CHECK_SANITIZE:-0}" = 1 ]; then
   echo "== compute-sanitizer memcheck (op tests and one model)"
   san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
@@ -67,6 +80,9 @@ if [ "${GPU_CHECK_BENCH:-0}" = 1 ]; then
       --vocab-from "$fix/vocab/ggml-vocab-llama-spm.gguf" --threads "$(nproc)" > /dev/null
     "$gpu/shimmy-cuda-bench" "$f" --pp 512 --tg 128 --par 8 2>&1 | tee "$out/bench-$shape-$type.log"
     [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
+    # The product path: shimmy bench with the plugin (placement, tok/s, bandwidth share).
+    "$gpu/shimmy" bench -m "$f" -p 512 -n 128 -r 3 --gpu-backend cuda 2>&1 | tee -a "$out/bench-$shape-$type.log"
+    "$gpu/shimmy" bench -m "$f" -p 16 -n 64 -r 2 --parallel 16 --gpu-backend cuda 2>&1 | tail -2 | tee -a "$out/bench-$shape-$type.log"
     while read -r line; do summary+=("bench $shape-$type: $line"); done < "$out/bench-$shape-$type.log"
   done
 fi

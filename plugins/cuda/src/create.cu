@@ -5,6 +5,7 @@
 #include <new>
 
 #include "common.h"
+#include "matmul_ref.h"
 #include "context.h"
 
 namespace shimmy::cuda {
@@ -18,8 +19,8 @@ struct Uploader {
 
   int32_t matrix(const ShimmyTensor& t, DeviceWeight* out) {
     void* dst = c->weights + off;
-    off += align_up(weight_device_bytes(t.type, t.rows, t.cols), 256);
-    SHIMMY_CUDA_TRY(upload_weight(t.data, t.type, t.rows, t.cols, t.row_bytes, dst, out, c->stream),
+    off += align_up(any_weight_device_bytes(t.type, t.rows, t.cols), 256);
+    SHIMMY_CUDA_TRY(any_upload_weight(t.data, t.type, t.rows, t.cols, t.row_bytes, dst, out, c->stream),
                     "uploading a weight matrix");
     return 0;
   }

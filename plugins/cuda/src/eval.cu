@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common.h"
+#include "matmul_ref.h"
 #include "context.h"
 #include "kernels.h"
 
@@ -60,9 +61,9 @@ void enqueue_layers(const ShimmyContext* c, int64_t n, bool flash) {
   }
   for (int64_t l = 0; l < m.n_layers; ++l) {
     const LayerDev& w = c->layers[static_cast<size_t>(l)];
-    matmul(w.wq, h, n, q, Q, ws, s);
-    matmul(w.wk, h, n, k, KV, ws, s);
-    matmul(w.wv, h, n, v, KV, ws, s);
+    any_matmul(w.wq, h, n, q, Q, ws, s);
+    any_matmul(w.wk, h, n, k, KV, ws, s);
+    any_matmul(w.wv, h, n, v, KV, ws, s);
 
     QkvParams qp;
     qp.q = q;
@@ -109,12 +110,12 @@ void enqueue_layers(const ShimmyContext* c, int64_t n, bool flash) {
       attention(ap, s);
     }
 
-    matmul(w.wo, att, n, tmp, E, ws, s);
+    any_matmul(w.wo, att, n, tmp, E, ws, s);
     residual_rmsnorm(b.x, tmp, w.ffn_norm, h, nullptr, n, E, m.eps, s);
-    matmul(w.w_gate, h, n, tmp, F, ws, s);
-    matmul(w.w_up, h, n, up, F, ws, s);
+    any_matmul(w.w_gate, h, n, tmp, F, ws, s);
+    any_matmul(w.w_up, h, n, up, F, ws, s);
     swiglu(tmp, up, n * F, s);
-    matmul(w.w_down, up, n, tmp, E, ws, s);
+    any_matmul(w.w_down, up, n, tmp, E, ws, s);
     if (l + 1 < m.n_layers) {
       residual_rmsnorm(b.x, tmp, c->layers[static_cast<size_t>(l + 1)].attn_norm, h, nullptr, n, E,
                        m.eps, s);
@@ -129,7 +130,7 @@ void enqueue_layers(const ShimmyContext* c, int64_t n, bool flash) {
 // Logits of packed head rows [r0, r0 + rows) into the logits buffer.
 void enqueue_head(const ShimmyContext* c, int64_t r0, int64_t rows) {
   const SliceLayout& L = c->layout;
-  matmul(c->output, c->scr(L.h) + r0 * c->dims.n_embd, rows, c->scr(L.logits), c->dims.n_vocab,
+  any_matmul(c->output, c->scr(L.h) + r0 * c->dims.n_embd, rows, c->scr(L.logits), c->dims.n_vocab,
          c->scratch + L.ws, c->stream);
 }
 

@@ -1,6 +1,8 @@
-// A slow, simple reference implementation of the matmul.h contract, used until the real
-// kernels of src/mm/ are built in (CMake SHIMMY_CUDA_MM_FALLBACK). Weights stay in their
-// GGUF layout and are dequantized value by value; products accumulate in f32.
+// A slow, simple reference implementation of the matmul.h contract (namespace ref, see
+// matmul_ref.h): the products whose shape the tensor-core kernels of src/mm/ do not take
+// (an input dimension that is not a multiple of 32, such as stories260K's FFN of 172) run
+// here. Weights stay in their GGUF layout and are dequantized value by value; products
+// accumulate in f32.
 //   m > 8: each block of 256 threads computes an 8 (weight rows) x 32 (activation rows)
 //          tile of y: it dequantizes 256-column slices of its 8 rows to f32 in shared
 //          memory, stages the matching x slice, and accumulates plain dot products.
@@ -11,9 +13,10 @@
 
 #include "common.h"
 #include "ggml_types.h"
+#include "matmul_ref.h"
 #include "mm/matmul.h"
 
-namespace shimmy::cuda {
+namespace shimmy::cuda::ref {
 namespace {
 
 __device__ __forceinline__ float h2f(const uint8_t* p) {
@@ -227,4 +230,4 @@ void matmul(const DeviceWeight& w, const float* x, int64_t m, float* y, int64_t 
   }
 }
 
-}  // namespace shimmy::cuda
+}  // namespace shimmy::cuda::ref

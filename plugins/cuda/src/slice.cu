@@ -4,6 +4,7 @@
 
 #include "backend.h"
 #include "common.h"
+#include "matmul_ref.h"
 #include "kernels.h"
 #include "mm/matmul.h"
 
@@ -30,14 +31,15 @@ int32_t check_matrix(const ShimmyTensor& t, const char* name, int64_t layer, int
             (long long)layer, name, t.type);
     return 1;
   }
-  const size_t b = weight_device_bytes(t.type, rows, cols);
+  const size_t b = any_weight_device_bytes(t.type, rows, cols);
   *bytes += align_up(b, kAlign);
   DeviceWeight w;
   w.type = t.type;
   w.rows = rows;
   w.cols = cols;
   w.row_bytes = rows ? b / static_cast<size_t>(rows) : 0;
-  *ws = std::max(*ws, matmul_workspace_bytes(w, max_m));
+  w.ref = use_ref(t.type, rows, cols);
+  *ws = std::max(*ws, any_matmul_workspace_bytes(w, max_m));
   return 0;
 }
 

@@ -58,7 +58,7 @@ Loaded& loaded() {
 ShimmyTensor tensor(const model::Weight& w) {
   ShimmyTensor t{};
   if (!w) return t;
-  t.data = w.data;
+  t.data = w.src;  // the GGUF layout (w.data may be the CPU's packed copy)
   t.type = static_cast<uint32_t>(w.type);
   t.rows = w.rows;
   t.cols = w.cols;
