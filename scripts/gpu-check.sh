@@ -29,6 +29,11 @@ echo "== shimmy"
 "$gpu/shimmy" --version 2>&1 | head -3
 "$gpu/shimmy" doctor 2>&1 | head -20 || true
 
+echo "== weight matmul tests (every type, m 1..512)"
+"$gpu/shimmy_cuda_mm_tests" 2>&1 | tail -3 | tee "$out/mm-tests.log"
+[ "${PIPESTATUS[0]}" -ne 0 ] && status=1
+summary+=("mm tests: $(grep -E 'PASSED|FAILED' "$out/mm-tests.log" | tr '\n' ' ')")
+
 echo "== tests"
 t0=$(date +%s)
 "$gpu/shimmy_cuda_tests" --gtest_filter="${GPU_CHECK_FILTER:-*}" 2>&1 | tee "$out/tests.log"

@@ -26,7 +26,7 @@ cmake_args=(-S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release
 # Configure once: a re-configure bakes in the new commit id and rebuilds the whole core.
 [ -f "$build/build.ninja" ] || cmake "${cmake_args[@]}" >/dev/null
 nice -n 19 cmake --build "$build" -j2 --target shimmy shimmy-backend-cuda shimmy_cuda_tests \
-  shimmy-cuda-bench shimmy-gen-model
+  shimmy-cuda-bench shimmy-gen-model shimmy_cuda_mm_tests
 if ldd "$build/shimmy" | grep -qiE 'libcuda|libcudart'; then
   echo "gpu-pack: the core binary links CUDA" >&2
   exit 1
@@ -38,7 +38,8 @@ fix="$dest/.gpu-fixtures"
 rm -rf "$gpu" "$fix"
 mkdir -p "$gpu/lib" "$fix/models" "$fix/reference" "$fix/vocab"
 bins=("$build/shimmy" "$build/libshimmy-backend-cuda.so" "$build/plugins/cuda/tests/shimmy_cuda_tests"
-      "$build/plugins/cuda/tests/shimmy-cuda-bench" "$build/bench/shimmy-gen-model")
+      "$build/plugins/cuda/tests/shimmy-cuda-bench" "$build/bench/shimmy-gen-model"
+      "$build/plugins/cuda/src/mm/shimmy_cuda_mm_tests")
 for b in "${bins[@]}"; do
   strip -o "$gpu/$(basename "$b")" "$b"
   chmod +x "$gpu/$(basename "$b")"
@@ -53,8 +54,9 @@ done
 cp scripts/gpu-check.sh "$gpu/gpu-check.sh"
 
 # ---- fixtures: the models the tests use, their references, one vocabulary ---------------
-models=(stories260K stories260K-F16 stories260K-BF16 stories260K-Q8_0 stories260K-Q5_1 stories260K-Q4_0
-        stories260K-Q4_K_M stories260K-IQ4_NL t-llama-Q4_K_M t-qwen2-Q6_K)
+# All 15 models do not fit one call (64 MiB): GPU_PACK_MODELS picks another set.
+models=(${GPU_PACK_MODELS:-stories260K stories260K-F16 stories260K-BF16 stories260K-Q8_0 stories260K-Q5_1
+        stories260K-Q4_0 stories260K-Q4_K_M stories260K-IQ4_NL t-llama-Q4_K_M t-qwen2-Q6_K})
 for m in "${models[@]}"; do
   cp "$shared/models/$m.gguf" "$fix/models/"
   cp "$shared/reference/$m.json" "$fix/reference/"

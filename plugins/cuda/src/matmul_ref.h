@@ -17,9 +17,11 @@ void matmul(const DeviceWeight& w, const float* x, int64_t m, float* y, int64_t 
             cudaStream_t s);
 }  // namespace ref
 
-// Whether a [rows, cols] weight of `type` goes to the reference kernels.
+// Whether a [rows, cols] weight of `type` goes to the reference kernels: shapes mm/ does not
+// take, and F32 weights, which mm/ rounds to bf16 for prompts (too coarse for an F32 model's
+// conformance bounds: measured mean 0.017 against the 0.01 allowed on stories260K).
 inline bool use_ref(uint32_t type, int64_t rows, int64_t cols) {
-  return weight_device_bytes(type, rows, cols) == 0;
+  return type == 0 /* F32 */ || weight_device_bytes(type, rows, cols) == 0;
 }
 inline size_t any_weight_device_bytes(uint32_t type, int64_t rows, int64_t cols) {
   return use_ref(type, rows, cols) ? ref::weight_device_bytes(type, rows, cols)
