@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -296,7 +297,10 @@ class CudaSlices : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(CudaSlices, ChainedSlicesMatchCpu) {
   SHIMMY_REQUIRE_GPU();
-  auto mr = model::load_model(cudatest::model_path(GetParam() + ".gguf"));
+  const std::string path = cudatest::model_path(GetParam() + ".gguf");
+  // gpu-pack carries the models in sets (64 MiB a call): a model outside this set skips.
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " is not in this fixture set";
+  auto mr = model::load_model(path);
   ASSERT_TRUE(mr.ok()) << mr.error().message;
   const model::Model& m = **mr;
   const int64_t L = m.cfg.n_layer, V = m.cfg.n_vocab, ctx = 96;
