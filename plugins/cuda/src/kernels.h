@@ -48,7 +48,7 @@ void qkv_rope_store(const QkvParams& p, cudaStream_t s);
 // (chunk, kv head, token) writes an unnormalised partial for the group's heads, and a
 // second kernel merges the chunks. split_plan() picks the chunking from the batch size
 // alone (never from positions), so graphs stay valid.
-constexpr int kAttnTile = 64;      // keys per inner tile (and chunk granularity)
+constexpr int kAttnTile = 128;     // keys per inner tile (and chunk granularity)
 constexpr int kAttnThreads = 128;  // threads per block
 struct SplitPlan {
   int n_split;   // chunks per token
