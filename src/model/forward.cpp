@@ -25,6 +25,23 @@ KvCache::KvCache(const Config& c, int64_t n_ctx, bool f16, int64_t n_layers, int
   }
 }
 
+cpu::RopeParams rope_params(const Model& m) {
+  const Config& c = m.cfg;
+  cpu::RopeParams r;
+  r.n_rot = c.n_rot;
+  r.base = c.rope_base;
+  r.neox = c.rope_type == RopeType::NeoX;
+  r.freq_factors = m.rope_freqs ? m.rope_freqs.f32() : nullptr;
+  if (c.rope_scaling != RopeScaling::None) r.freq_scale = 1.0f / c.rope_scale;
+  if (c.rope_scaling == RopeScaling::Yarn) {
+    r.ext_factor = 1.0f;
+    r.n_ctx_orig = c.yarn_orig_ctx;
+    r.beta_fast = c.yarn_beta_fast;
+    r.beta_slow = c.yarn_beta_slow;
+  }
+  return r;
+}
+
 Forward::Forward(const Model& m, int64_t max_batch, int64_t max_ctx, engine::ThreadPool& pool,
                  LayerPlan plan)
     : m_(m),
@@ -63,17 +80,7 @@ Forward::Forward(const Model& m, int64_t max_batch, int64_t max_ctx, engine::Thr
   }
   act_.resize(static_cast<size_t>(B) * act_row + 64);
 
-  rope_.n_rot = c_.n_rot;
-  rope_.base = c_.rope_base;
-  rope_.neox = c_.rope_type == RopeType::NeoX;
-  rope_.freq_factors = m.rope_freqs ? m.rope_freqs.f32() : nullptr;
-  if (c_.rope_scaling != RopeScaling::None) rope_.freq_scale = 1.0f / c_.rope_scale;
-  if (c_.rope_scaling == RopeScaling::Yarn) {
-    rope_.ext_factor = 1.0f;
-    rope_.n_ctx_orig = c_.yarn_orig_ctx;
-    rope_.beta_fast = c_.yarn_beta_fast;
-    rope_.beta_slow = c_.yarn_beta_slow;
-  }
+  rope_ = rope_params(m);
 }
 
 void Forward::matmul(const Weight& w, const float* x, int64_t m, float* y) {

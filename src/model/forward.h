@@ -85,6 +85,10 @@ struct LayerPlan {
   std::vector<DeviceStage> stages;  // consecutive from cpu_layers to n_layer
 };
 
+// Rope parameters of a model (rope base, NeoX pairs, linear/YaRN scaling, Llama-3 frequency
+// factors): what Forward rotates with, and what any backend must rotate with too.
+cpu::RopeParams rope_params(const Model& m);
+
 class Forward {
  public:
   // max_ctx: the largest cache any batch token will use.

@@ -474,7 +474,7 @@ TEST(CudaEndToEnd, ErrorsAreClear) {
   }
   {  // an unsupported weight type
     auto d = cudatest::make_desc(m, 0, m.cfg.n_layer, true, 32, 1, 4);
-    d->layers[0].wq.type = 16;  // IQ2_XXS
+    d->slice.layers[0].wq.type = 16;  // IQ2_XXS
     ShimmyContext* ctx = nullptr;
     EXPECT_NE(api()->create(0, &d->d, &ctx, err, sizeof err), 0);
     EXPECT_NE(std::string(err).find("attn_q"), std::string::npos) << err;

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "backend/cpu/quant/kernels.h"
+#include "model/forward.h"
 
 namespace shimmy::cudatest {
 namespace {
@@ -55,17 +56,6 @@ Loaded& loaded() {
   return l;
 }
 
-ShimmyTensor tensor(const model::Weight& w) {
-  ShimmyTensor t{};
-  if (!w) return t;
-  t.data = w.src;  // the GGUF layout (w.data may be the CPU's packed copy)
-  t.type = static_cast<uint32_t>(w.type);
-  t.rows = w.rows;
-  t.cols = w.cols;
-  t.row_bytes = w.row_bytes;
-  return t;
-}
-
 }  // namespace
 
 const ShimmyBackendApi* api() { return loaded().api; }
@@ -78,72 +68,12 @@ std::string shared_dir() {
 }
 std::string model_path(const std::string& file) { return shared_dir() + "/models/" + file; }
 
-cpu::RopeParams rope_params(const model::Model& m) {
-  const model::Config& c = m.cfg;
-  cpu::RopeParams r;
-  r.n_rot = c.n_rot;
-  r.base = c.rope_base;
-  r.neox = c.rope_type == model::RopeType::NeoX;
-  r.freq_factors = m.rope_freqs ? m.rope_freqs.f32() : nullptr;
-  if (c.rope_scaling != model::RopeScaling::None) r.freq_scale = 1.0f / c.rope_scale;
-  if (c.rope_scaling == model::RopeScaling::Yarn) {
-    r.ext_factor = 1.0f;
-    r.n_ctx_orig = c.yarn_orig_ctx;
-    r.beta_fast = c.yarn_beta_fast;
-    r.beta_slow = c.yarn_beta_slow;
-  }
-  return r;
-}
-
 std::unique_ptr<Desc> make_desc(const model::Model& m, int64_t begin, int64_t end, bool with_head,
                                 int64_t max_ctx, int64_t max_seqs, int64_t max_batch,
                                 int32_t kv_type) {
   auto out = std::make_unique<Desc>();
-  const model::Config& c = m.cfg;
-  for (int64_t l = begin; l < end; ++l) {
-    const model::Layer& L = m.layers[static_cast<size_t>(l)];
-    ShimmyLayerWeights w{};
-    w.attn_norm = tensor(L.attn_norm);
-    w.wq = tensor(L.wq);
-    w.wk = tensor(L.wk);
-    w.wv = tensor(L.wv);
-    w.wo = tensor(L.wo);
-    w.bq = tensor(L.bq);
-    w.bk = tensor(L.bk);
-    w.bv = tensor(L.bv);
-    w.q_norm = tensor(L.q_norm);
-    w.k_norm = tensor(L.k_norm);
-    w.ffn_norm = tensor(L.ffn_norm);
-    w.w_gate = tensor(L.w_gate);
-    w.w_up = tensor(L.w_up);
-    w.w_down = tensor(L.w_down);
-    out->layers.push_back(w);
-  }
-  ShimmyModelDesc& d = out->d;
-  d.n_vocab = c.n_vocab;
-  d.n_embd = c.n_embd;
-  d.n_layer = c.n_layer;
-  d.n_head = c.n_head;
-  d.n_head_kv = c.n_head_kv;
-  d.head_dim = c.head_dim;
-  d.n_ff = c.n_ff;
-  d.n_rot = c.n_rot;
-  d.rms_eps = c.rms_eps;
-  d.rope_type = c.rope_type == model::RopeType::NeoX ? SHIMMY_ROPE_NEOX : SHIMMY_ROPE_NORMAL;
-  d.qkv_bias = c.qkv_bias;
-  d.qk_norm = c.qk_norm;
-  d.layer_begin = begin;
-  d.layer_end = end;
-  d.layers = out->layers.empty() ? nullptr : out->layers.data();
-  d.has_output = with_head;
-  if (with_head) {
-    d.output_norm = tensor(m.output_norm);
-    d.output = tensor(m.output);
-  }
-  d.kv_type = kv_type;
-  d.max_ctx = max_ctx;
-  d.max_seqs = max_seqs;
-  d.max_batch = max_batch;
+  out->slice = model::describe_slice(m, begin, end, with_head,
+                                     {max_ctx, max_seqs, max_batch, kv_type == SHIMMY_KV_F16});
   return out;
 }
 
@@ -160,7 +90,7 @@ std::vector<float> embed(const model::Model& m, const std::vector<int32_t>& toke
 }
 
 std::vector<float> rope_table(const model::Model& m, const std::vector<int32_t>& pos) {
-  const cpu::RopeParams r = rope_params(m);
+  const cpu::RopeParams r = model::rope_params(m);
   std::vector<float> cs(pos.size() * static_cast<size_t>(r.n_rot));
   for (size_t i = 0; i < pos.size(); ++i) cpu::rope_cos_sin(r, pos[i], cs.data() + i * r.n_rot);
   return cs;

@@ -10,6 +10,7 @@
 
 #include "backend/cpu/ops.h"
 #include "model/model.h"
+#include "model/slice.h"
 #include "plugin_abi.h"
 
 namespace shimmy::cudatest {
@@ -24,13 +25,11 @@ const ShimmyProbe& probe();
 std::string shared_dir();
 std::string model_path(const std::string& file);
 
-// Rope parameters as model::Forward sets them up for this model.
-cpu::RopeParams rope_params(const model::Model& m);
-
-// A desc of layers [begin, end) (plus the head when with_head), pointing into the model.
+// A desc of layers [begin, end) (plus the head when with_head), pointing into the model:
+// model::describe_slice, the core's own, so the tests hand the plugin what shimmy does.
 struct Desc {
-  std::vector<ShimmyLayerWeights> layers;
-  ShimmyModelDesc d{};
+  model::SliceDesc slice;
+  ShimmyModelDesc& d = slice.desc;
 };
 std::unique_ptr<Desc> make_desc(const model::Model& m, int64_t begin, int64_t end, bool with_head,
                                 int64_t max_ctx, int64_t max_seqs, int64_t max_batch,
