@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "engine/sampler.h"
 #include "model/forward.h"
 
 namespace shimmy::cli {
@@ -32,9 +33,12 @@ int cmd_bench(int argc, char** argv) {
   int reps = 3, parallel = 1;
   bool json = false;
   add_model_options(app, mo);
-  app.add_option("-p,--n-prompt", n_prompt, "prompt tokens (0: skip pp)")->check(CLI::NonNegativeNumber);
-  app.add_option("-n,--n-gen", n_gen, "generated tokens (0: skip tg)")->check(CLI::NonNegativeNumber);
-  app.add_option("-r,--repetitions", reps, "repetitions (median reported)")->check(CLI::PositiveNumber);
+  app.add_option("-p,--n-prompt", n_prompt, "prompt tokens (0: skip pp)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("-n,--n-gen", n_gen, "generated tokens (0: skip tg)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("-r,--repetitions", reps, "repetitions (median reported)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--parallel", parallel, "independent sequences decoded together")
       ->check(CLI::Range(1, 256));
   app.add_flag("--json", json, "print JSON");
@@ -76,7 +80,8 @@ int cmd_bench(int argc, char** argv) {
 
   auto run_pp = [&]() -> double {
     std::vector<model::BatchToken> b(static_cast<size_t>(n_prompt));
-    for (int64_t i = 0; i < n_prompt; ++i) b[i] = {any_token(rng), static_cast<int32_t>(i), caches[0].get(), i == n_prompt - 1};
+    for (int64_t i = 0; i < n_prompt; ++i)
+      b[i] = {any_token(rng), static_cast<int32_t>(i), caches[0].get(), i == n_prompt - 1};
     restart();
     auto t0 = clock::now();
     Status st = fwd.eval(b, logits.data());
@@ -91,11 +96,14 @@ int cmd_bench(int argc, char** argv) {
     for (int64_t step = 0; step < n_gen; ++step) {
       Status st = fwd.eval(b, logits.data());
       if (!st) std::fprintf(stderr, "error: %s\n", st.message().c_str());
-      for (int s = 0; s < parallel; ++s) {
-        const float* row = logits.data() + s * c.n_vocab;
-        b[s].token = static_cast<int32_t>(std::max_element(row, row + c.n_vocab) - row);
-        b[s].pos++;
-      }
+      // Greedy pick per sequence, sequences spread over the pool (16 x 32k logits on one
+      // thread would be a visible share of a GPU decode step).
+      pool.parallel_for(parallel, [&](int64_t s0, int64_t s1, int) {
+        for (int64_t s = s0; s < s1; ++s) {
+          b[s].token = engine::argmax(logits.data() + s * c.n_vocab, c.n_vocab);
+          b[s].pos++;
+        }
+      });
     }
     return std::chrono::duration<double>(clock::now() - t0).count();
   };
@@ -120,7 +128,8 @@ int cmd_bench(int argc, char** argv) {
   if (!c.tied_embeddings) step_bytes -= m.token_embd.row_bytes * (m.token_embd.rows - 1);
   const double steps_per_s = tg_tps / parallel;
   const double gbps = static_cast<double>(step_bytes) * steps_per_s / 1e9;
-  const std::string type = gguf::type_name(static_cast<uint32_t>(m.layers.empty() ? m.output.type : m.layers[0].w_up.type));
+  const std::string type = gguf::type_name(
+      static_cast<uint32_t>(m.layers.empty() ? m.output.type : m.layers[0].w_up.type));
   const std::string backend = offload->plan().all_cpu() ? "cpu" : offload->backend();
   // Per device: the share of its memory bandwidth the decode steps imply (its weights read
   // once per step), when the plugin knows the bandwidth.
@@ -169,7 +178,8 @@ int cmd_bench(int argc, char** argv) {
     std::printf("model %s (%s, %.2f GiB of weights), backend %s, %d threads\nplacement: %s\n",
                 mo.model.c_str(), type.c_str(), static_cast<double>(m.weight_bytes) / (1 << 30),
                 backend.c_str(), threads, offload->summary().c_str());
-    if (n_prompt > 0) std::printf("pp%-5lld %10.1f tok/s\n", static_cast<long long>(n_prompt), pp_tps);
+    if (n_prompt > 0)
+      std::printf("pp%-5lld %10.1f tok/s\n", static_cast<long long>(n_prompt), pp_tps);
     if (n_gen > 0) {
       std::printf("tg%-5lld %10.1f tok/s%s  (%.1f MB read per step, %.1f GB/s%s)\n",
                   static_cast<long long>(n_gen), tg_tps,

@@ -74,6 +74,24 @@ void Sampler::apply_bias_and_penalties() {
   }
 }
 
+int32_t argmax(const float* logits, int64_t n) {
+  constexpr int kLanes = 8;
+  float lane[kLanes];
+  const float lowest = -std::numeric_limits<float>::infinity();
+  for (float& v : lane) v = lowest;
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int j = 0; j < kLanes; ++j) lane[j] = logits[i + j] > lane[j] ? logits[i + j] : lane[j];
+  }
+  float best = lowest;
+  for (float v : lane) best = v > best ? v : best;
+  for (; i < n; ++i) best = logits[i] > best ? logits[i] : best;
+  for (int64_t k = 0; k < n; ++k) {
+    if (logits[k] == best) return static_cast<int32_t>(k);
+  }
+  return 0;  // every entry NaN (-inf entries match `best` above)
+}
+
 int32_t Sampler::argmax() const {
   size_t best = 0;
   for (size_t i = 1; i < n_; ++i) {
@@ -162,6 +180,12 @@ int32_t Sampler::draw() {
 }
 
 int32_t Sampler::sample(const float* logits) {
+  // Plain greedy (no bias, no penalties) needs no candidate list.
+  const bool penalise =
+      p_.repeat_penalty != 1.0f || p_.frequency_penalty != 0.0f || p_.presence_penalty != 0.0f;
+  if (p_.temperature <= 0.0f && p_.logit_bias.empty() && (!penalise || window_len_ == 0)) {
+    return engine::argmax(logits, n_vocab_);
+  }
   for (int32_t i = 0; i < n_vocab_; ++i) cand_[static_cast<size_t>(i)] = {i, logits[i]};
   n_ = static_cast<size_t>(n_vocab_);
   sorted_ = false;

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <limits>
+#include <random>
 #include <set>
 #include <vector>
 
@@ -48,6 +49,29 @@ TEST(Sampler, GreedyPicksArgmaxLowestIdOnTies) {
   EXPECT_EQ(s.sample(l.data()), 1);
   const std::vector<float> l2 = {0.1f, 2.0f, -1.0f, 2.5f, 1.9f};
   EXPECT_EQ(s.sample(l2.data()), 3);
+}
+
+// The fast argmax is the first maximal index, for every length mod 8, with ties, -inf
+// and NaN entries.
+TEST(Sampler, ArgmaxIsFirstMaximum) {
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> small(-3, 3);  // few distinct values: many ties
+  for (int n = 1; n <= 70; ++n) {
+    for (int trial = 0; trial < 20; ++trial) {
+      std::vector<float> l(static_cast<size_t>(n));
+      for (float& v : l) v = static_cast<float>(small(rng));
+      if (trial % 4 == 1) l[static_cast<size_t>(rng() % n)] = -kInf;
+      if (trial % 4 == 2) l[static_cast<size_t>(rng() % n)] = std::nanf("");
+      int32_t want = -1;
+      for (int i = 0; i < n; ++i) {
+        const float v = l[static_cast<size_t>(i)];
+        if (!std::isnan(v) && (want < 0 || v > l[static_cast<size_t>(want)])) want = i;
+      }
+      ASSERT_EQ(shimmy::engine::argmax(l.data(), n), std::max(want, 0)) << "n=" << n;
+    }
+  }
+  const std::vector<float> banned(10, -kInf);
+  EXPECT_EQ(shimmy::engine::argmax(banned.data(), 10), 0);
 }
 
 TEST(Sampler, NegativeInfinityBiasBans) {
