@@ -17,6 +17,9 @@ namespace shimmy::cuda {
 
 struct LayerDev {
   DeviceWeight wq, wk, wv, wo, w_gate, w_up, w_down;
+  // Stacked weights (slice.h stack_weights): wqkv = [wq; wk; wv], wgu = [w_gate; w_up].
+  DeviceWeight wqkv, wgu;
+  bool qkv_stacked = false, gu_stacked = false;
   const float *attn_norm = nullptr, *ffn_norm = nullptr;
   const float *bq = nullptr, *bk = nullptr, *bv = nullptr;          // qkv_bias models
   const float *q_norm = nullptr, *k_norm = nullptr;                 // qk_norm models

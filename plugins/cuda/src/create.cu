@@ -24,6 +24,26 @@ struct Uploader {
                     "uploading a weight matrix");
     return 0;
   }
+  // n matrices stacked row after row into one weight (slice.h stack_weights): each part is
+  // uploaded in place, the rows of one part following the last row of the previous one.
+  int32_t stacked(const ShimmyTensor* const* t, int n, DeviceWeight* out) {
+    uint8_t* dst = c->weights + off;
+    int64_t rows = 0;
+    size_t bytes = 0;
+    for (int i = 0; i < n; ++i) {
+      DeviceWeight part;
+      SHIMMY_CUDA_TRY(upload_weight(t[i]->data, t[i]->type, t[i]->rows, t[i]->cols, t[i]->row_bytes,
+                                    dst + bytes, &part, c->stream),
+                      "uploading a stacked weight matrix");
+      rows += part.rows;
+      bytes += part.row_bytes * static_cast<size_t>(part.rows);
+      *out = part;
+    }
+    out->data = dst;
+    out->rows = rows;
+    off += align_up(bytes, 256);
+    return 0;
+  }
   int32_t vector(const ShimmyTensor& t, const float** out) {
     if (!t.data) return 0;
     const size_t bytes = static_cast<size_t>(t.rows * t.cols) * 4;
@@ -73,6 +93,9 @@ int32_t build(ShimmyContext* c, const ShimmyModelDesc& d, char* err, size_t err_
   // Poison the scratch (NaN bytes) so a kernel reading what nothing wrote shows in tests, and
   // zero the cache so unused positions are finite.
   SHIMMY_CUDA_TRY(cudaMemsetAsync(c->scratch, 0xff, L.scratch, c->stream), "clearing scratch");
+  // The attention partials hold counters that must start (and stay) at zero.
+  SHIMMY_CUDA_TRY(cudaMemsetAsync(c->scratch + L.part, 0, L.ws - L.part, c->stream),
+                  "clearing the attention counters");
   if (L.kv) SHIMMY_CUDA_TRY(cudaMemsetAsync(c->kv, 0, L.kv, c->stream), "clearing the KV cache");
 
   Uploader up{c, 0, err, err_len};
@@ -80,8 +103,16 @@ int32_t build(ShimmyContext* c, const ShimmyModelDesc& d, char* err, size_t err_
   for (int64_t l = 0; l < m.n_layers; ++l) {
     const ShimmyLayerWeights& w = d.layers[l];
     LayerDev& g = c->layers[static_cast<size_t>(l)];
-    if (up.matrix(w.wq, &g.wq) || up.matrix(w.wk, &g.wk) || up.matrix(w.wv, &g.wv) ||
-        up.matrix(w.wo, &g.wo) || up.matrix(w.w_gate, &g.w_gate) || up.matrix(w.w_up, &g.w_up) ||
+    // Same order as plan_slice: q/k/v (stacked or not), o, gate/up (stacked or not), down.
+    const ShimmyTensor* qkv[3] = {&w.wq, &w.wk, &w.wv};
+    const ShimmyTensor* gu[2] = {&w.w_gate, &w.w_up};
+    g.qkv_stacked = stack_weights(qkv, 3);
+    g.gu_stacked = stack_weights(gu, 2);
+    if ((g.qkv_stacked ? up.stacked(qkv, 3, &g.wqkv)
+                       : up.matrix(w.wq, &g.wq) || up.matrix(w.wk, &g.wk) || up.matrix(w.wv, &g.wv)) ||
+        up.matrix(w.wo, &g.wo) ||
+        (g.gu_stacked ? up.stacked(gu, 2, &g.wgu)
+                      : up.matrix(w.w_gate, &g.w_gate) || up.matrix(w.w_up, &g.w_up)) ||
         up.matrix(w.w_down, &g.w_down)) {
       return 1;
     }

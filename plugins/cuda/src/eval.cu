@@ -4,10 +4,14 @@
 //           (slice.h batch_layout), one async copy to the device batch area
 //   device: per layer, as model/forward.cpp:
 //             h = rmsnorm(x) * attn_norm            (fused with the previous residual add)
-//             q, k, v = h Wq, h Wk, h Wv            qkv_rope_store: bias, qk-norm, rope,
+//             q, k, v = h Wq, h Wk, h Wv            one product when stacked (slice.h);
+//                                                   qkv_rope_store: bias, qk-norm, rope,
 //                                                   q to f16, K/V into the slot's cache
 //             att = attention(q, cache)             x += att Wo ; h = rmsnorm(x) * ffn_norm
-//             x += (silu(h Wgate) * h Wup) Wdown    (fused with the next layer's norm)
+//             x += (silu(h Wgate) * h Wup) Wdown    gate/up one product when stacked;
+//                                                   the add fused with the next layer's norm
+// The layer kernels are programmatic dependent launches (launch.h), as are the decode
+// matmuls: each may start while its predecessor finishes.
 //           head: final norm of the rows wanting logits (packed), output matmul
 //   host:   copy logits (or x) back, synchronize.
 //
@@ -51,7 +55,8 @@ void enqueue_layers(const ShimmyContext* c, int64_t n, bool flash) {
   const BatchDev b = batch_dev(c, n);
   const int64_t E = m.n_embd, Q = m.n_head * m.head_dim, KV = m.n_head_kv * m.head_dim, F = m.n_ff;
   float *h = c->scr(L.h), *q = c->scr(L.q), *k = c->scr(L.k), *v = c->scr(L.v),
-        *att = c->scr(L.att), *tmp = c->scr(L.tmp), *up = c->scr(L.up), *part = c->scr(L.part);
+        *att = c->scr(L.att), *tmp = c->scr(L.tmp), *up = c->scr(L.up), *part = c->scr(L.part),
+        *qkv = c->scr(L.qkv), *gu = c->scr(L.gu);
   void* ws = c->scratch + L.ws;
 
   if (m.n_layers > 0) {
@@ -61,14 +66,24 @@ void enqueue_layers(const ShimmyContext* c, int64_t n, bool flash) {
   }
   for (int64_t l = 0; l < m.n_layers; ++l) {
     const LayerDev& w = c->layers[static_cast<size_t>(l)];
-    any_matmul(w.wq, h, n, q, Q, ws, s);
-    any_matmul(w.wk, h, n, k, KV, ws, s);
-    any_matmul(w.wv, h, n, v, KV, ws, s);
-
     QkvParams qp;
-    qp.q = q;
-    qp.k = k;
-    qp.v = v;
+    if (w.qkv_stacked) {  // one product into [n, Q + 2 KV]
+      any_matmul(w.wqkv, h, n, qkv, Q + 2 * KV, ws, s);
+      qp.q = qkv;
+      qp.k = qkv + Q;
+      qp.v = qkv + Q + KV;
+      qp.ld_q = qp.ld_kv = Q + 2 * KV;
+    } else {
+      any_matmul(w.wq, h, n, q, Q, ws, s);
+      any_matmul(w.wk, h, n, k, KV, ws, s);
+      any_matmul(w.wv, h, n, v, KV, ws, s);
+      qp.q = q;
+      qp.k = k;
+      qp.v = v;
+      qp.ld_q = Q;
+      qp.ld_kv = KV;
+    }
+    qp.q_out = q;
     qp.bq = w.bq;
     qp.bk = w.bk;
     qp.bv = w.bv;
@@ -112,9 +127,14 @@ void enqueue_layers(const ShimmyContext* c, int64_t n, bool flash) {
 
     any_matmul(w.wo, att, n, tmp, E, ws, s);
     residual_rmsnorm(b.x, tmp, w.ffn_norm, h, nullptr, n, E, m.eps, s);
-    any_matmul(w.w_gate, h, n, tmp, F, ws, s);
-    any_matmul(w.w_up, h, n, up, F, ws, s);
-    swiglu(tmp, up, n * F, s);
+    if (w.gu_stacked) {  // one product into [n, 2 F]
+      any_matmul(w.wgu, h, n, gu, 2 * F, ws, s);
+      swiglu_rows(gu, gu + F, 2 * F, up, n, F, s);
+    } else {
+      any_matmul(w.w_gate, h, n, tmp, F, ws, s);
+      any_matmul(w.w_up, h, n, up, F, ws, s);
+      swiglu(tmp, up, n * F, s);
+    }
     any_matmul(w.w_down, up, n, tmp, E, ws, s);
     if (l + 1 < m.n_layers) {
       residual_rmsnorm(b.x, tmp, c->layers[static_cast<size_t>(l + 1)].attn_norm, h, nullptr, n, E,
