@@ -51,43 +51,16 @@ struct Shape {
   static constexpr int kDl = HD / 32;
   static constexpr int kWords = F16 ? kDl / 2 : kDl;  // 32-bit words of V per lane and key
   static constexpr int kBatch = 32 / kWords;
-  static constexpr int kMaxGroup = 1024 / HD;
+  static constexpr int kKVec = F16 ? HD / 8 : 1;      // K row held in registers (f16 only)
 };
 
-// Dot of key row `row` (HD values) with the group's q heads (qs [group][HD]) into s.
-template <int HD, bool F16, int GM>
-__device__ __forceinline__ void score_row(const void* kc, int64_t row, const float* qs, int group,
-                                          float (&s)[GM]) {
-  const float4* q4 = reinterpret_cast<const float4*>(qs);
-  constexpr int kVec = F16 ? 8 : 4;  // values per 16-byte load
-#pragma unroll
-  for (int c = 0; c < HD / kVec; ++c) {
-    float k[kVec];
-    if constexpr (F16) {
-      const uint4 raw = __ldg(reinterpret_cast<const uint4*>(static_cast<const __half*>(kc) + row) + c);
-      const __half2* h2 = reinterpret_cast<const __half2*>(&raw);
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const float2 f = __half22float2(h2[e]);
-        k[2 * e] = f.x;
-        k[2 * e + 1] = f.y;
-      }
-    } else {
-      const float4 v = __ldg(reinterpret_cast<const float4*>(static_cast<const float*>(kc) + row) + c);
-      k[0] = v.x, k[1] = v.y, k[2] = v.z, k[3] = v.w;
-    }
-#pragma unroll
-    for (int hh = 0; hh < GM; ++hh) {
-      if (hh < group) {
-#pragma unroll
-        for (int e4 = 0; e4 < kVec / 4; ++e4) {
-          const float4 q = q4[(hh * HD + c * kVec) / 4 + e4];
-          s[hh] += q.x * k[4 * e4] + q.y * k[4 * e4 + 1] + q.z * k[4 * e4 + 2] + q.w * k[4 * e4 + 3];
-        }
-      }
-    }
-  }
-}
+// The lane's registers for one 32-key tile: its key's K row (f16 caches) and the V words of
+// the first kBatch keys, loaded together so that one memory round trip serves the tile.
+template <int HD, bool F16>
+struct Tile {
+  uint4 k[Shape<HD, F16>::kKVec];
+  uint32_t v[Shape<HD, F16>::kBatch][Shape<HD, F16>::kWords];
+};
 
 // V words of key row `row`, the lane's dims.
 template <int HD, bool F16>
@@ -122,11 +95,64 @@ __device__ __forceinline__ void v_floats(const uint32_t (&w)[Shape<HD, F16>::kWo
   }
 }
 
+// Issues the loads of tile [k0, k0 + nt): K row k0 + lane, V rows k0 .. k0 + kBatch - 1.
 template <int HD, bool F16>
+__device__ __forceinline__ void load_tile(const AttnParams& p, int64_t base, int64_t KV, int64_t k0,
+                                          int nt, int lane, Tile<HD, F16>& t) {
+  if constexpr (F16) {
+    if (lane < nt) {
+      const uint4* kr = reinterpret_cast<const uint4*>(static_cast<const __half*>(p.k_cache) + base +
+                                                       (k0 + lane) * KV);
+#pragma unroll
+      for (int c = 0; c < HD / 8; ++c) t.k[c] = __ldg(kr + c);
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < Shape<HD, F16>::kBatch; ++j) {
+    if (j < nt) load_v<HD, F16>(p.v_cache, base + (k0 + j) * KV, lane, t.v[j]);
+  }
+}
+
+// s[hh] += q_hh . k for the lane's key; q in shared memory [group][HD].
+template <int HD, bool F16, int GM>
+__device__ __forceinline__ void score(const AttnParams& p, int64_t row, const Tile<HD, F16>& t,
+                                      const float* qs, int group, float (&s)[GM]) {
+  const float4* q4 = reinterpret_cast<const float4*>(qs);
+  constexpr int kVec = F16 ? 8 : 4;  // values per 16-byte load
+#pragma unroll
+  for (int c = 0; c < HD / kVec; ++c) {
+    float k[kVec];
+    if constexpr (F16) {
+      const __half2* h2 = reinterpret_cast<const __half2*>(&t.k[c]);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const float2 f = __half22float2(h2[e]);
+        k[2 * e] = f.x;
+        k[2 * e + 1] = f.y;
+      }
+    } else {
+      const float4 v = __ldg(reinterpret_cast<const float4*>(static_cast<const float*>(p.k_cache) + row) + c);
+      k[0] = v.x, k[1] = v.y, k[2] = v.z, k[3] = v.w;
+    }
+#pragma unroll
+    for (int hh = 0; hh < GM; ++hh) {
+      if (hh < group) {
+#pragma unroll
+        for (int e4 = 0; e4 < kVec / 4; ++e4) {
+          const float4 q = q4[(hh * HD + c * kVec) / 4 + e4];
+          s[hh] += q.x * k[4 * e4] + q.y * k[4 * e4 + 1] + q.z * k[4 * e4 + 2] + q.w * k[4 * e4 + 3];
+        }
+      }
+    }
+  }
+}
+
+// GM: group size rounded up to a power of two (registers per lane scale with it).
+template <int HD, bool F16, int GM>
 __global__ void __launch_bounds__(kThreads)
     attn_decode_kernel(AttnParams p, int i0, int64_t chunk, int n_chunks, float scale) {
   using S = Shape<HD, F16>;
-  constexpr int GM = S::kMaxGroup, DL = S::kDl;
+  constexpr int DL = S::kDl;
   extern __shared__ float smem[];
   const int group = p.n_head / p.n_head_kv, gd = group * HD;
   float* qs = smem;                          // [group][HD]
@@ -145,12 +171,17 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t p0 = int64_t(c) * chunk, p1 = p0 + chunk < n_pos ? p0 + chunk : n_pos;
   if (p0 >= p1) return;  // beyond the token's position
   const int n_active = static_cast<int>((n_pos + chunk - 1) / chunk);
+  const int64_t base = int64_t(p.seq[i]) * p.max_ctx * KV + int64_t(g) * HD;
 
+  // The first tile's K and V loads go out before q is staged.
+  int64_t k0 = p0 + 32 * warp;
+  Tile<HD, F16> tile;
+  if (k0 < p1) load_tile<HD, F16>(p, base, KV, k0, static_cast<int>(p1 - k0 < 32 ? p1 - k0 : 32), lane, tile);
   const float* q = p.q + int64_t(i) * H * HD + int64_t(g) * gd;
-  for (int e = tid; e < gd; e += kThreads) qs[e] = q[e];
+  for (int e = tid; e < gd / 4; e += kThreads)
+    reinterpret_cast<float4*>(qs)[e] = reinterpret_cast<const float4*>(q)[e];
   __syncthreads();
 
-  const int64_t base = int64_t(p.seq[i]) * p.max_ctx * KV + int64_t(g) * HD;
   float m_run[GM], l_run[GM], o[GM][DL];
 #pragma unroll
   for (int hh = 0; hh < GM; ++hh) {
@@ -160,46 +191,53 @@ __global__ void __launch_bounds__(kThreads)
     for (int j = 0; j < DL; ++j) o[hh][j] = 0.0f;
   }
   float* pr = pw + warp * 32 * group;
-  for (int64_t k0 = p0 + 32 * warp; k0 < p1; k0 += 32 * kDecWarps) {
+  for (; k0 < p1; k0 += 32 * kDecWarps) {
     const int nt = static_cast<int>(p1 - k0 < 32 ? p1 - k0 : 32);  // keys of this tile
-    // First V batch in flight while the scores are computed.
-    uint32_t vw[S::kBatch][S::kWords];
-#pragma unroll
-    for (int t = 0; t < S::kBatch; ++t) {
-      if (t < nt) load_v<HD, F16>(p.v_cache, base + (k0 + t) * KV, lane, vw[t]);
-    }
     float s[GM];
 #pragma unroll
     for (int hh = 0; hh < GM; ++hh) s[hh] = 0.0f;
-    if (lane < nt) score_row<HD, F16, GM>(p.k_cache, base + (k0 + lane) * KV, qs, group, s);
+    if (lane < nt) score<HD, F16, GM>(p, base + (k0 + lane) * KV, tile, qs, group, s);
+    // Softmax over the tile, the heads' reductions interleaved.
+    float mx[GM], e[GM];
+#pragma unroll
+    for (int hh = 0; hh < GM; ++hh) mx[hh] = s[hh] = lane < nt ? s[hh] * scale : -INFINITY;
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) {
+#pragma unroll
+      for (int hh = 0; hh < GM; ++hh) mx[hh] = fmaxf(mx[hh], __shfl_xor_sync(0xffffffffu, mx[hh], off));
+    }
 #pragma unroll
     for (int hh = 0; hh < GM; ++hh) {
-      if (hh < group) {
-        const float sc = lane < nt ? s[hh] * scale : -INFINITY;
-        const float m_new = fmaxf(m_run[hh], warp_max(sc));
-        const float e = lane < nt ? expf(sc - m_new) : 0.0f;
-        const float sum = warp_sum(e);
-        const float a = m_run[hh] == -INFINITY ? 0.0f : expf(m_run[hh] - m_new);
-        l_run[hh] = l_run[hh] * a + sum;
-        m_run[hh] = m_new;
+      mx[hh] = fmaxf(m_run[hh], mx[hh]);  // the new running max
+      e[hh] = lane < nt ? expf(s[hh] - mx[hh]) : 0.0f;
+      if (hh < group) pr[lane * group + hh] = F16 ? round_f16(e[hh]) : e[hh];  // the CPU rounds only with an f16 cache
+    }
 #pragma unroll
-        for (int j = 0; j < DL; ++j) o[hh][j] *= a;
-        pr[lane * group + hh] = F16 ? round_f16(e) : e;  // the CPU rounds only with an f16 cache
-      }
+    for (int off = 16; off > 0; off >>= 1) {
+#pragma unroll
+      for (int hh = 0; hh < GM; ++hh) e[hh] += __shfl_xor_sync(0xffffffffu, e[hh], off);
+    }
+#pragma unroll
+    for (int hh = 0; hh < GM; ++hh) {
+      const float a = m_run[hh] == -INFINITY ? 0.0f : expf(m_run[hh] - mx[hh]);
+      l_run[hh] = l_run[hh] * a + e[hh];
+      m_run[hh] = mx[hh];
+#pragma unroll
+      for (int j = 0; j < DL; ++j) o[hh][j] *= a;
     }
     __syncwarp();
     for (int t0 = 0; t0 < nt; t0 += S::kBatch) {
       if (t0 > 0) {
 #pragma unroll
         for (int t = 0; t < S::kBatch; ++t) {
-          if (t0 + t < nt) load_v<HD, F16>(p.v_cache, base + (k0 + t0 + t) * KV, lane, vw[t]);
+          if (t0 + t < nt) load_v<HD, F16>(p.v_cache, base + (k0 + t0 + t) * KV, lane, tile.v[t]);
         }
       }
 #pragma unroll
       for (int t = 0; t < S::kBatch; ++t) {
         if (t0 + t < nt) {
           float v[DL];
-          v_floats<HD, F16>(vw[t], v);
+          v_floats<HD, F16>(tile.v[t], v);
           const float* pt = pr + (t0 + t) * group;
 #pragma unroll
           for (int hh = 0; hh < GM; ++hh) {
@@ -213,6 +251,8 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
     __syncwarp();  // pr is rewritten by the next tile
+    const int64_t kn = k0 + 32 * kDecWarps;
+    if (kn < p1) load_tile<HD, F16>(p, base, KV, kn, static_cast<int>(p1 - kn < 32 ? p1 - kn : 32), lane, tile);
   }
   // The warps' (o, m, l) -> shared memory; a warp without keys leaves m = -inf, l = 0.
 #pragma unroll
@@ -234,6 +274,7 @@ __global__ void __launch_bounds__(kThreads)
   int* counter = reinterpret_cast<int*>(part_ml + int64_t(kDecTokens) * H * n_chunks * 2) +
                  z * p.n_head_kv + g;
   float* att = p.att + int64_t(i) * H * HD + int64_t(g) * gd;
+  const int64_t slot_g = (int64_t(z) * H + int64_t(g) * group) * n_chunks;  // + hh * n_chunks + chunk
   for (int e = tid; e < gd; e += kThreads) {
     const int hh = e / HD;
     float M = -INFINITY;
@@ -250,7 +291,7 @@ __global__ void __launch_bounds__(kThreads)
     if (n_active == 1) {
       att[e] = O / L;
     } else {
-      const int64_t slot = (int64_t(z) * H + int64_t(g) * group + hh) * n_chunks + c;
+      const int64_t slot = slot_g + int64_t(hh) * n_chunks + c;
       part_o[slot * HD + e % HD] = O;
       if (e % HD == 0) {
         part_ml[slot * 2] = M;
@@ -260,7 +301,7 @@ __global__ void __launch_bounds__(kThreads)
   }
   if (n_active == 1) return;
 
-  // The last chunk to finish merges them all.
+  // The last chunk to finish merges them all, in chunk order.
   __threadfence();
   __syncthreads();
   if (tid == 0) {
@@ -271,22 +312,44 @@ __global__ void __launch_bounds__(kThreads)
   __syncthreads();
   if (!last) return;
   __threadfence();
-  for (int e = tid; e < gd; e += kThreads) {
-    const int hh = e / HD;
-    const int64_t slot0 = (int64_t(z) * H + int64_t(g) * group + hh) * n_chunks;
-    float M = -INFINITY;
-    for (int cc = 0; cc < n_active; ++cc) M = fmaxf(M, __ldcg(part_ml + (slot0 + cc) * 2));
-    float O = 0.0f, L = 0.0f;
-    for (int cc = 0; cc < n_active; ++cc) {
-      const float f = expf(__ldcg(part_ml + (slot0 + cc) * 2) - M);
-      O += __ldcg(part_o + (slot0 + cc) * HD + e % HD) * f;
-      L += __ldcg(part_ml + (slot0 + cc) * 2 + 1) * f;
+  // Chunk weights e^(m_c - M) / L per head into shared memory (qs is free now: [chunk][group]).
+  float* wc = wo;  // n_active * group <= kDecMaxChunks * group <= kDecWarps * gd floats
+  for (int t = tid; t < n_active * group; t += kThreads) {
+    const int cc = t / group, hh = t % group;
+    wc[t] = __ldcg(part_ml + (slot_g + int64_t(hh) * n_chunks + cc) * 2);
+    pw[t] = __ldcg(part_ml + (slot_g + int64_t(hh) * n_chunks + cc) * 2 + 1);
+  }
+  __syncthreads();
+  if (tid < group) {
+    float M = -INFINITY, L = 0.0f;
+    for (int cc = 0; cc < n_active; ++cc) M = fmaxf(M, wc[cc * group + tid]);
+    for (int cc = 0; cc < n_active; ++cc) L += pw[cc * group + tid] * expf(wc[cc * group + tid] - M);
+    for (int cc = 0; cc < n_active; ++cc) wc[cc * group + tid] = expf(wc[cc * group + tid] - M) / L;
+  }
+  __syncthreads();
+  constexpr int kPer = GM * HD / kThreads > 0 ? GM * HD / kThreads : 1;  // elements per thread
+  float acc[kPer];
+#pragma unroll
+  for (int k = 0; k < kPer; ++k) acc[k] = 0.0f;
+#pragma unroll 4
+  for (int cc = 0; cc < n_active; ++cc) {
+#pragma unroll
+    for (int k = 0; k < kPer; ++k) {
+      const int e = tid + k * kThreads;
+      if (e < gd) {
+        const int hh = e / HD;
+        acc[k] += __ldcg(part_o + (slot_g + int64_t(hh) * n_chunks + cc) * HD + e % HD) * wc[cc * group + hh];
+      }
     }
-    att[e] = O / L;
+  }
+#pragma unroll
+  for (int k = 0; k < kPer; ++k) {
+    const int e = tid + k * kThreads;
+    if (e < gd) att[e] = acc[k];
   }
 }
 
-template <int HD, bool F16>
+template <int HD, bool F16, int GM>
 void launch(const AttnParams& p, cudaStream_t s) {
   const int group = p.n_head / p.n_head_kv;
   const int64_t chunk = dec_chunk(p.max_ctx);
@@ -297,21 +360,32 @@ void launch(const AttnParams& p, cudaStream_t s) {
   const float scale = 1.0f / sqrtf(static_cast<float>(HD));
   for (int i0 = 0; i0 < p.n_tokens; i0 += kDecTokens) {
     const int n = p.n_tokens - i0 < kDecTokens ? p.n_tokens - i0 : kDecTokens;
-    launch_pdl(attn_decode_kernel<HD, F16>,
+    launch_pdl(attn_decode_kernel<HD, F16, GM>,
                dim3(static_cast<unsigned>(n_chunks), static_cast<unsigned>(p.n_head_kv),
                     static_cast<unsigned>(n)),
                dim3(kThreads), smem, s, p, i0, chunk, n_chunks, scale);
   }
 }
 
+template <int HD>
+void launch_f16(const AttnParams& p, cudaStream_t s) {
+  const int group = p.n_head / p.n_head_kv;
+  if (group <= 1) return launch<HD, true, 1>(p, s);
+  if (group <= 2) return launch<HD, true, 2>(p, s);
+  if (group <= 4) return launch<HD, true, 4>(p, s);
+  if (group <= 8) return launch<HD, true, 8>(p, s);
+  if constexpr (HD == 64) launch<HD, true, 16>(p, s);
+}
+
 }  // namespace
 
 void attention_decode(const AttnParams& p, cudaStream_t s) {
   if (p.n_tokens <= 0) return;
+  // f16 caches: the group rounded up to a power of two; f32 caches (rare): the largest.
   if (p.hd == 64) {
-    p.kv_f16 ? launch<64, true>(p, s) : launch<64, false>(p, s);
+    p.kv_f16 ? launch_f16<64>(p, s) : launch<64, false, 16>(p, s);
   } else {
-    p.kv_f16 ? launch<128, true>(p, s) : launch<128, false>(p, s);
+    p.kv_f16 ? launch_f16<128>(p, s) : launch<128, false, 8>(p, s);
   }
 }
 

@@ -20,6 +20,8 @@
 // area, whose address is fixed per size, so one graph serves every step. The head then
 // computes all n rows; only the wanted ones are copied back.
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "common.h"
@@ -45,6 +47,27 @@ BatchDev batch_dev(const ShimmyContext* c, int64_t n) {
                   reinterpret_cast<const float*>(base + bl.cs), reinterpret_cast<float*>(base + bl.x)};
 }
 
+// Timing experiments only (results are wrong): SHIMMY_CUDA_SKIP lists kernels the layers
+// leave out, so that a decode step's time without them shows what they cost in place:
+// any of attn, rope (qkv_rope_store), norm, swiglu, mm_qkv, mm_o, mm_ffn (gate/up), mm_down.
+struct Skip {
+  bool attn = false, rope = false, norm = false, swiglu = false, qkv = false, o = false, ffn = false,
+       down = false;
+};
+const Skip& skip() {
+  static const Skip k = [] {
+    Skip r;
+    const char* e = std::getenv("SHIMMY_CUDA_SKIP");
+    if (!e) return r;
+    const std::string v = std::string(",") + e + ",";
+    auto has = [&](const char* w) { return v.find(std::string(",") + w + ",") != std::string::npos; };
+    r.attn = has("attn"), r.rope = has("rope"), r.norm = has("norm"), r.swiglu = has("swiglu");
+    r.qkv = has("mm_qkv"), r.o = has("mm_o"), r.ffn = has("mm_ffn"), r.down = has("mm_down");
+    return r;
+  }();
+  return k;
+}
+
 // All layers of the slice, ending with the final norm of the head rows into h (or with the
 // last residual add when the slice has no head). `flash`: attention on tensor cores (a
 // prompt: every token in one slot).
@@ -53,6 +76,7 @@ void enqueue_layers(const ShimmyContext* c, int64_t n, bool flash) {
   const SliceLayout& L = c->layout;
   const cudaStream_t s = c->stream;
   const BatchDev b = batch_dev(c, n);
+  const Skip& k_ = skip();
   const int64_t E = m.n_embd, Q = m.n_head * m.head_dim, KV = m.n_head_kv * m.head_dim, F = m.n_ff;
   float *h = c->scr(L.h), *q = c->scr(L.q), *k = c->scr(L.k), *v = c->scr(L.v),
         *att = c->scr(L.att), *tmp = c->scr(L.tmp), *up = c->scr(L.up), *part = c->scr(L.part),
@@ -68,7 +92,7 @@ void enqueue_layers(const ShimmyContext* c, int64_t n, bool flash) {
     const LayerDev& w = c->layers[static_cast<size_t>(l)];
     QkvParams qp;
     if (w.qkv_stacked) {  // one product into [n, Q + 2 KV]
-      any_matmul(w.wqkv, h, n, qkv, Q + 2 * KV, ws, s);
+      if (!k_.qkv) any_matmul(w.wqkv, h, n, qkv, Q + 2 * KV, ws, s);
       qp.q = qkv;
       qp.k = qkv + Q;
       qp.v = qkv + Q + KV;
@@ -103,7 +127,7 @@ void enqueue_layers(const ShimmyContext* c, int64_t n, bool flash) {
     qp.neox = m.neox;
     qp.kv_f16 = m.kv_f16;
     qp.eps = m.eps;
-    qkv_rope_store(qp, s);
+    if (!k_.rope) qkv_rope_store(qp, s);
 
     AttnParams ap;
     ap.q = q;
@@ -119,24 +143,26 @@ void enqueue_layers(const ShimmyContext* c, int64_t n, bool flash) {
     ap.n_head_kv = static_cast<int>(m.n_head_kv);
     ap.hd = static_cast<int>(m.head_dim);
     ap.kv_f16 = m.kv_f16;
-    if (flash) {
+    if (k_.attn) {
+    } else if (flash) {
       attention_flash(ap, s);
     } else {
       attention(ap, s);
     }
 
-    any_matmul(w.wo, att, n, tmp, E, ws, s);
-    residual_rmsnorm(b.x, tmp, w.ffn_norm, h, nullptr, n, E, m.eps, s);
+    if (!k_.o) any_matmul(w.wo, att, n, tmp, E, ws, s);
+    if (!k_.norm) residual_rmsnorm(b.x, tmp, w.ffn_norm, h, nullptr, n, E, m.eps, s);
     if (w.gu_stacked) {  // one product into [n, 2 F]
-      any_matmul(w.wgu, h, n, gu, 2 * F, ws, s);
-      swiglu_rows(gu, gu + F, 2 * F, up, n, F, s);
+      if (!k_.ffn) any_matmul(w.wgu, h, n, gu, 2 * F, ws, s);
+      if (!k_.swiglu) swiglu_rows(gu, gu + F, 2 * F, up, n, F, s);
     } else {
       any_matmul(w.w_gate, h, n, tmp, F, ws, s);
       any_matmul(w.w_up, h, n, up, F, ws, s);
       swiglu(tmp, up, n * F, s);
     }
-    any_matmul(w.w_down, up, n, tmp, E, ws, s);
-    if (l + 1 < m.n_layers) {
+    if (!k_.down) any_matmul(w.w_down, up, n, tmp, E, ws, s);
+    if (k_.norm && l + 1 < m.n_layers) {
+    } else if (l + 1 < m.n_layers) {
       residual_rmsnorm(b.x, tmp, c->layers[static_cast<size_t>(l + 1)].attn_norm, h, nullptr, n, E,
                        m.eps, s);
     } else if (m.has_output) {
