@@ -20,6 +20,7 @@
 #include <cuda_fp16.h>
 
 #include <cmath>
+#include <cstdlib>
 
 #include "device_util.cuh"
 #include "kernels.h"
@@ -42,8 +43,6 @@ int64_t dec_partial_floats(int64_t max_ctx, int64_t n_head, int64_t n_head_kv, i
 }
 
 namespace {
-
-constexpr int kThreads = kDecWarps * 32;
 
 // Dims per lane in the mix, and keys whose V the lane loads at once (32 registers).
 template <int HD, bool F16>
@@ -114,9 +113,9 @@ __device__ __forceinline__ void load_tile(const AttnParams& p, int64_t base, int
 }
 
 // s[hh] += q_hh . k for the lane's key; q in shared memory [group][HD].
-template <int HD, bool F16, int GM>
+template <int HD, bool F16, int GW>
 __device__ __forceinline__ void score(const AttnParams& p, int64_t row, const Tile<HD, F16>& t,
-                                      const float* qs, int group, float (&s)[GM]) {
+                                      const float* qs, int h0, int group, float (&s)[GW]) {
   const float4* q4 = reinterpret_cast<const float4*>(qs);
   constexpr int kVec = F16 ? 8 : 4;  // values per 16-byte load
 #pragma unroll
@@ -135,95 +134,103 @@ __device__ __forceinline__ void score(const AttnParams& p, int64_t row, const Ti
       k[0] = v.x, k[1] = v.y, k[2] = v.z, k[3] = v.w;
     }
 #pragma unroll
-    for (int hh = 0; hh < GM; ++hh) {
-      if (hh < group) {
+    for (int a = 0; a < GW; ++a) {
+      if (h0 + a < group) {
 #pragma unroll
         for (int e4 = 0; e4 < kVec / 4; ++e4) {
-          const float4 q = q4[(hh * HD + c * kVec) / 4 + e4];
-          s[hh] += q.x * k[4 * e4] + q.y * k[4 * e4 + 1] + q.z * k[4 * e4 + 2] + q.w * k[4 * e4 + 3];
+          const float4 q = q4[((h0 + a) * HD + c * kVec) / 4 + e4];
+          s[a] += q.x * k[4 * e4] + q.y * k[4 * e4 + 1] + q.z * k[4 * e4 + 2] + q.w * k[4 * e4 + 3];
         }
       }
     }
   }
 }
 
-// GM: group size rounded up to a power of two (registers per lane scale with it).
-template <int HD, bool F16, int GM>
-__global__ void __launch_bounds__(kThreads)
-    attn_decode_kernel(AttnParams p, int i0, int64_t chunk, int n_chunks, float scale) {
+// Warp w of the block: key tile kt = w % kDecWarps, head slice hs = w / kDecWarps, heads
+// [hs * GW, hs * GW + GW) of the group (HS slices: the group rounded up to a power of two,
+// cut in at most 4); the HS warps of a key tile read the same K and V rows (L1 hits).
+template <int HD, bool F16, int GW, int HS>
+__global__ void __launch_bounds__(kDecWarps * HS * 32)
+    attn_decode_kernel(AttnParams p, int i0, int64_t chunk, int n_chunks, float scale, int exp) {
   using S = Shape<HD, F16>;
-  constexpr int DL = S::kDl;
+  constexpr int DL = S::kDl, NT = kDecWarps * HS * 32;
   extern __shared__ float smem[];
   const int group = p.n_head / p.n_head_kv, gd = group * HD;
   float* qs = smem;                          // [group][HD]
-  float* pw = qs + gd;                       // [warps][32 keys][group] probabilities
-  float* wo = pw + kDecWarps * 32 * group;   // [warps][group][HD] warp outputs
-  float* wml = wo + kDecWarps * gd;          // [warps][group][2] warp m, l
+  float* pw = qs + gd;                       // [key tiles][32 keys][group] probabilities
+  float* wo = pw + kDecWarps * 32 * group;   // [key tiles][group][HD] warp outputs
+  float* wml = wo + kDecWarps * gd;          // [key tiles][group][2] warp m, l
   __shared__ int last;
 
   pdl_wait();  // q and the cache rows of this step come from the previous kernel
   pdl_trigger();
   const int c = blockIdx.x, g = blockIdx.y, z = blockIdx.z, i = i0 + z;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int kt = warp % kDecWarps, h0 = (warp / kDecWarps) * GW;
   const int H = p.n_head;
   const int64_t KV = int64_t(p.n_head_kv) * HD;
   const int64_t n_pos = int64_t(p.pos[i]) + 1;
   const int64_t p0 = int64_t(c) * chunk, p1 = p0 + chunk < n_pos ? p0 + chunk : n_pos;
-  if (p0 >= p1) return;  // beyond the token's position
+  if (p0 >= p1 || exp == 1) return;  // beyond the token's position
   const int n_active = static_cast<int>((n_pos + chunk - 1) / chunk);
   const int64_t base = int64_t(p.seq[i]) * p.max_ctx * KV + int64_t(g) * HD;
 
   // The first tile's K and V loads go out before q is staged.
-  int64_t k0 = p0 + 32 * warp;
+  int64_t k0 = p0 + 32 * kt;
   Tile<HD, F16> tile;
   if (k0 < p1) load_tile<HD, F16>(p, base, KV, k0, static_cast<int>(p1 - k0 < 32 ? p1 - k0 : 32), lane, tile);
   const float* q = p.q + int64_t(i) * H * HD + int64_t(g) * gd;
-  for (int e = tid; e < gd / 4; e += kThreads)
+  for (int e = tid; e < gd / 4; e += NT)
     reinterpret_cast<float4*>(qs)[e] = reinterpret_cast<const float4*>(q)[e];
   __syncthreads();
-
-  float m_run[GM], l_run[GM], o[GM][DL];
-#pragma unroll
-  for (int hh = 0; hh < GM; ++hh) {
-    m_run[hh] = -INFINITY;
-    l_run[hh] = 0.0f;
-#pragma unroll
-    for (int j = 0; j < DL; ++j) o[hh][j] = 0.0f;
+  if (exp == 2) {
+    if (tid == 0) p.att[0] = qs[1] + __uint_as_float(tile.v[0][0] ^ tile.k[0].x);
+    return;
   }
-  float* pr = pw + warp * 32 * group;
+
+  float m_run[GW], l_run[GW], o[GW][DL];
+#pragma unroll
+  for (int a = 0; a < GW; ++a) {
+    m_run[a] = -INFINITY;
+    l_run[a] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < DL; ++j) o[a][j] = 0.0f;
+  }
+  float* pr = pw + kt * 32 * group;
   for (; k0 < p1; k0 += 32 * kDecWarps) {
     const int nt = static_cast<int>(p1 - k0 < 32 ? p1 - k0 : 32);  // keys of this tile
-    float s[GM];
+    float s[GW];
 #pragma unroll
-    for (int hh = 0; hh < GM; ++hh) s[hh] = 0.0f;
-    if (lane < nt) score<HD, F16, GM>(p, base + (k0 + lane) * KV, tile, qs, group, s);
+    for (int a = 0; a < GW; ++a) s[a] = 0.0f;
+    if (lane < nt) score<HD, F16, GW>(p, base + (k0 + lane) * KV, tile, qs, h0, group, s);
     // Softmax over the tile, the heads' reductions interleaved.
-    float mx[GM], e[GM];
+    float mx[GW], e[GW];
 #pragma unroll
-    for (int hh = 0; hh < GM; ++hh) mx[hh] = s[hh] = lane < nt ? s[hh] * scale : -INFINITY;
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) {
-#pragma unroll
-      for (int hh = 0; hh < GM; ++hh) mx[hh] = fmaxf(mx[hh], __shfl_xor_sync(0xffffffffu, mx[hh], off));
-    }
-#pragma unroll
-    for (int hh = 0; hh < GM; ++hh) {
-      mx[hh] = fmaxf(m_run[hh], mx[hh]);  // the new running max
-      e[hh] = lane < nt ? expf(s[hh] - mx[hh]) : 0.0f;
-      if (hh < group) pr[lane * group + hh] = F16 ? round_f16(e[hh]) : e[hh];  // the CPU rounds only with an f16 cache
-    }
+    for (int a = 0; a < GW; ++a) mx[a] = s[a] = lane < nt ? s[a] * scale : -INFINITY;
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) {
 #pragma unroll
-      for (int hh = 0; hh < GM; ++hh) e[hh] += __shfl_xor_sync(0xffffffffu, e[hh], off);
+      for (int a = 0; a < GW; ++a) mx[a] = fmaxf(mx[a], __shfl_xor_sync(0xffffffffu, mx[a], off));
     }
 #pragma unroll
-    for (int hh = 0; hh < GM; ++hh) {
-      const float a = m_run[hh] == -INFINITY ? 0.0f : expf(m_run[hh] - mx[hh]);
-      l_run[hh] = l_run[hh] * a + e[hh];
-      m_run[hh] = mx[hh];
+    for (int a = 0; a < GW; ++a) {
+      mx[a] = fmaxf(m_run[a], mx[a]);  // the new running max
+      e[a] = lane < nt ? expf(s[a] - mx[a]) : 0.0f;
+      // The CPU rounds the probabilities only with an f16 cache.
+      if (h0 + a < group) pr[lane * group + h0 + a] = F16 ? round_f16(e[a]) : e[a];
+    }
 #pragma unroll
-      for (int j = 0; j < DL; ++j) o[hh][j] *= a;
+    for (int off = 16; off > 0; off >>= 1) {
+#pragma unroll
+      for (int a = 0; a < GW; ++a) e[a] += __shfl_xor_sync(0xffffffffu, e[a], off);
+    }
+#pragma unroll
+    for (int a = 0; a < GW; ++a) {
+      const float al = m_run[a] == -INFINITY ? 0.0f : expf(m_run[a] - mx[a]);
+      l_run[a] = l_run[a] * al + e[a];
+      m_run[a] = mx[a];
+#pragma unroll
+      for (int j = 0; j < DL; ++j) o[a][j] *= al;
     }
     __syncwarp();
     for (int t0 = 0; t0 < nt; t0 += S::kBatch) {
@@ -238,13 +245,13 @@ __global__ void __launch_bounds__(kThreads)
         if (t0 + t < nt) {
           float v[DL];
           v_floats<HD, F16>(tile.v[t], v);
-          const float* pt = pr + (t0 + t) * group;
+          const float* pt = pr + (t0 + t) * group + h0;
 #pragma unroll
-          for (int hh = 0; hh < GM; ++hh) {
-            if (hh < group) {
-              const float w = pt[hh];
+          for (int a = 0; a < GW; ++a) {
+            if (h0 + a < group) {
+              const float w = pt[a];
 #pragma unroll
-              for (int j = 0; j < DL; ++j) o[hh][j] = fmaf(w, v[j], o[hh][j]);
+              for (int j = 0; j < DL; ++j) o[a][j] = fmaf(w, v[j], o[a][j]);
             }
           }
         }
@@ -254,28 +261,33 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t kn = k0 + 32 * kDecWarps;
     if (kn < p1) load_tile<HD, F16>(p, base, KV, kn, static_cast<int>(p1 - kn < 32 ? p1 - kn : 32), lane, tile);
   }
-  // The warps' (o, m, l) -> shared memory; a warp without keys leaves m = -inf, l = 0.
+  if (exp == 3) {
+    if (tid == 0) p.att[0] = o[0][0] + m_run[0] + l_run[0];
+    return;
+  }
+  // The warps' (o, m, l) -> shared memory; a key tile without keys leaves m = -inf, l = 0.
 #pragma unroll
-  for (int hh = 0; hh < GM; ++hh) {
+  for (int a = 0; a < GW; ++a) {
+    const int hh = h0 + a;
     if (hh < group) {
 #pragma unroll
-      for (int j = 0; j < DL; ++j) wo[(warp * group + hh) * HD + lane * DL + j] = o[hh][j];
+      for (int j = 0; j < DL; ++j) wo[(kt * group + hh) * HD + lane * DL + j] = o[a][j];
       if (lane == 0) {
-        wml[(warp * group + hh) * 2] = m_run[hh];
-        wml[(warp * group + hh) * 2 + 1] = l_run[hh];
+        wml[(kt * group + hh) * 2] = m_run[a];
+        wml[(kt * group + hh) * 2 + 1] = l_run[a];
       }
     }
   }
   __syncthreads();
 
-  // Merge the warps (fixed order): element e = (head hh, dim d) of the group.
+  // Merge the key tiles (fixed order): element e = (head hh, dim d) of the group.
   float* part_o = p.part;
   float* part_ml = p.part + int64_t(kDecTokens) * H * n_chunks * HD;
   int* counter = reinterpret_cast<int*>(part_ml + int64_t(kDecTokens) * H * n_chunks * 2) +
                  z * p.n_head_kv + g;
   float* att = p.att + int64_t(i) * H * HD + int64_t(g) * gd;
   const int64_t slot_g = (int64_t(z) * H + int64_t(g) * group) * n_chunks;  // + hh * n_chunks + chunk
-  for (int e = tid; e < gd; e += kThreads) {
+  for (int e = tid; e < gd; e += NT) {
     const int hh = e / HD;
     float M = -INFINITY;
 #pragma unroll
@@ -299,7 +311,7 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
   }
-  if (n_active == 1) return;
+  if (n_active == 1 || exp == 4) return;
 
   // The last chunk to finish merges them all, in chunk order.
   __threadfence();
@@ -312,9 +324,9 @@ __global__ void __launch_bounds__(kThreads)
   __syncthreads();
   if (!last) return;
   __threadfence();
-  // Chunk weights e^(m_c - M) / L per head into shared memory (qs is free now: [chunk][group]).
+  // Chunk weights e^(m_c - M) / L per head into shared memory ([chunk][group]).
   float* wc = wo;  // n_active * group <= kDecMaxChunks * group <= kDecWarps * gd floats
-  for (int t = tid; t < n_active * group; t += kThreads) {
+  for (int t = tid; t < n_active * group; t += NT) {
     const int cc = t / group, hh = t % group;
     wc[t] = __ldcg(part_ml + (slot_g + int64_t(hh) * n_chunks + cc) * 2);
     pw[t] = __ldcg(part_ml + (slot_g + int64_t(hh) * n_chunks + cc) * 2 + 1);
@@ -327,7 +339,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int cc = 0; cc < n_active; ++cc) wc[cc * group + tid] = expf(wc[cc * group + tid] - M) / L;
   }
   __syncthreads();
-  constexpr int kPer = GM * HD / kThreads > 0 ? GM * HD / kThreads : 1;  // elements per thread
+  constexpr int kPer = (GW * HS * HD + NT - 1) / NT;  // elements per thread
   float acc[kPer];
 #pragma unroll
   for (int k = 0; k < kPer; ++k) acc[k] = 0.0f;
@@ -335,7 +347,7 @@ __global__ void __launch_bounds__(kThreads)
   for (int cc = 0; cc < n_active; ++cc) {
 #pragma unroll
     for (int k = 0; k < kPer; ++k) {
-      const int e = tid + k * kThreads;
+      const int e = tid + k * NT;
       if (e < gd) {
         const int hh = e / HD;
         acc[k] += __ldcg(part_o + (slot_g + int64_t(hh) * n_chunks + cc) * HD + e % HD) * wc[cc * group + hh];
@@ -344,13 +356,32 @@ __global__ void __launch_bounds__(kThreads)
   }
 #pragma unroll
   for (int k = 0; k < kPer; ++k) {
-    const int e = tid + k * kThreads;
+    const int e = tid + k * NT;
     if (e < gd) att[e] = acc[k];
   }
 }
 
+// GM: the group rounded up to a power of two, cut into HS slices of GW heads: min(GM, 4)
+// when few blocks run (a decode step of one or two sequences), else 1 (four times fewer
+// threads, more blocks resident). Every head's arithmetic is the same either way, so the
+// choice does not change a bit of the result.
+template <int HD, bool F16, int GW, int HS>
+void launch_sliced(const AttnParams& p, cudaStream_t s);
+
 template <int HD, bool F16, int GM>
 void launch(const AttnParams& p, cudaStream_t s) {
+  const int tokens = p.n_tokens < kDecTokens ? p.n_tokens : kDecTokens;
+  const char* hs = std::getenv("SHIMMY_CUDA_ATTN_HS");  // "1" / "4": force (A/B timing)
+  const bool sliced = hs ? std::atoi(hs) > 1 : tokens * p.n_head_kv <= 16;
+  if (sliced && GM > 1) {
+    launch_sliced<HD, F16, GM / (GM < 4 ? GM : 4), (GM < 4 ? GM : 4)>(p, s);
+  } else {
+    launch_sliced<HD, F16, GM, 1>(p, s);
+  }
+}
+
+template <int HD, bool F16, int GW, int HS>
+void launch_sliced(const AttnParams& p, cudaStream_t s) {
   const int group = p.n_head / p.n_head_kv;
   const int64_t chunk = dec_chunk(p.max_ctx);
   const int n_chunks = static_cast<int>((p.max_ctx + chunk - 1) / chunk);
@@ -358,12 +389,16 @@ void launch(const AttnParams& p, cudaStream_t s) {
       sizeof(float) * (size_t(group) * HD + size_t(kDecWarps) * 32 * group +
                        size_t(kDecWarps) * group * HD + size_t(kDecWarps) * group * 2);
   const float scale = 1.0f / sqrtf(static_cast<float>(HD));
+  // Timing experiments (results wrong): SHIMMY_CUDA_ATTN_EXP=1 stops after the launch and the
+  // wait, 2 after the loads, 3 after the tiles, 4 before the chunk merge.
+  const char* e = std::getenv("SHIMMY_CUDA_ATTN_EXP");
+  const int exp = e ? std::atoi(e) : 0;
   for (int i0 = 0; i0 < p.n_tokens; i0 += kDecTokens) {
     const int n = p.n_tokens - i0 < kDecTokens ? p.n_tokens - i0 : kDecTokens;
-    launch_pdl(attn_decode_kernel<HD, F16, GM>,
+    launch_pdl(attn_decode_kernel<HD, F16, GW, HS>,
                dim3(static_cast<unsigned>(n_chunks), static_cast<unsigned>(p.n_head_kv),
                     static_cast<unsigned>(n)),
-               dim3(kThreads), smem, s, p, i0, chunk, n_chunks, scale);
+               dim3(kDecWarps * HS * 32), smem, s, p, i0, chunk, n_chunks, scale, exp);
   }
 }
 

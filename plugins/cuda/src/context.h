@@ -43,6 +43,10 @@ struct ShimmyContext {
   shimmy::cuda::SliceLayout layout;
   uint8_t *weights = nullptr, *kv = nullptr, *scratch = nullptr;  // the three allocations
   uint8_t* host_batch = nullptr;                                  // pinned staging, batch_bytes
+  // Pinned staging for what eval copies back (logits rows, or hidden states): a copy from
+  // the device into pageable memory is staged by the driver at a fraction of the speed.
+  float* host_out = nullptr;
+  size_t host_out_floats = 0;
   std::vector<shimmy::cuda::LayerDev> layers;
   shimmy::cuda::DeviceWeight output;
   const float* output_norm = nullptr;

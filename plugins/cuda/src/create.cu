@@ -1,5 +1,6 @@
 // create/destroy of a model slice: the three allocations of slice.h, the weight upload and
 // the KV cache (kernels and eval live elsewhere).
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -90,6 +91,10 @@ int32_t build(ShimmyContext* c, const ShimmyModelDesc& d, char* err, size_t err_
     return 1;
   }
   SHIMMY_CUDA_TRY(cudaMallocHost(&c->host_batch, L.batch_bytes), "allocating pinned host memory");
+  // Logits of kLogitRows rows, or the hidden states of a batch when the slice has no head.
+  c->host_out_floats = static_cast<size_t>(d.has_output ? std::min<int64_t>(d.max_batch, kLogitRows) * d.n_vocab
+                                                        : d.max_batch * d.n_embd);
+  SHIMMY_CUDA_TRY(cudaMallocHost(&c->host_out, c->host_out_floats * 4), "allocating pinned host memory");
   // Poison the scratch (NaN bytes) so a kernel reading what nothing wrote shows in tests, and
   // zero the cache so unused positions are finite.
   SHIMMY_CUDA_TRY(cudaMemsetAsync(c->scratch, 0xff, L.scratch, c->stream), "clearing scratch");
@@ -170,6 +175,7 @@ void context_destroy(ShimmyContext* c) {
   cudaFree(c->kv);
   cudaFree(c->scratch);
   if (c->host_batch) cudaFreeHost(c->host_batch);
+  if (c->host_out) cudaFreeHost(c->host_out);
   if (c->stream) cudaStreamDestroy(c->stream);
   delete c;
 }

@@ -289,6 +289,8 @@ int32_t context_eval(ShimmyContext* c, const ShimmyBatch* batch, char* err, size
 
   const size_t V = static_cast<size_t>(m.n_vocab);
   const float* logits = c->scr(c->layout.logits);
+  // Results come back through pinned staging (host_out), then into b.out.
+  float* ho = c->host_out;
   if (graph) {
     SHIMMY_CUDA_TRY(cudaGraphLaunch(c->graphs[static_cast<size_t>(n)], s), "launching the decode graph");
     // Copy back the wanted rows, runs of consecutive rows at a time.
@@ -299,11 +301,15 @@ int32_t context_eval(ShimmyContext* c, const ShimmyBatch* batch, char* err, size
       }
       int64_t j = i;
       while (j < n && b.want_logits[j]) ++j;
-      SHIMMY_CUDA_TRY(cudaMemcpyAsync(b.out + k * V, logits + i * V, (j - i) * V * 4,
+      SHIMMY_CUDA_TRY(cudaMemcpyAsync(ho + k * V, logits + i * V, (j - i) * V * 4,
                                       cudaMemcpyDeviceToHost, s),
                       "copying logits back");
       k += j - i;
       i = j;
+    }
+    if (m.has_output) {
+      SHIMMY_CUDA_TRY(cudaStreamSynchronize(s), "running the layers");
+      std::copy(ho, ho + n_out * V, b.out);
     }
   } else {
     // Prompts (every token in one slot, beyond graph sizes) take the tensor-core attention.
@@ -314,16 +320,19 @@ int32_t context_eval(ShimmyContext* c, const ShimmyBatch* batch, char* err, size
     for (int64_t r0 = 0; m.has_output && r0 < n_out; r0 += kLogitRows) {
       const int64_t rows = std::min(kLogitRows, n_out - r0);
       enqueue_head(c, r0, rows);
-      SHIMMY_CUDA_TRY(cudaMemcpyAsync(b.out + r0 * V, logits, rows * V * 4, cudaMemcpyDeviceToHost, s),
+      SHIMMY_CUDA_TRY(cudaMemcpyAsync(ho, logits, rows * V * 4, cudaMemcpyDeviceToHost, s),
                       "copying logits back");
+      SHIMMY_CUDA_TRY(cudaStreamSynchronize(s), "running the layers");  // ho is reused
+      std::copy(ho, ho + rows * V, b.out + r0 * V);
     }
   }
   if (!m.has_output) {
-    SHIMMY_CUDA_TRY(cudaMemcpyAsync(b.out, batch_dev(c, n).x, n * m.n_embd * 4, cudaMemcpyDeviceToHost, s),
+    SHIMMY_CUDA_TRY(cudaMemcpyAsync(ho, batch_dev(c, n).x, n * m.n_embd * 4, cudaMemcpyDeviceToHost, s),
                     "copying hidden states back");
   }
   SHIMMY_CUDA_TRY(cudaGetLastError(), "launching the layer kernels");
   SHIMMY_CUDA_TRY(cudaStreamSynchronize(s), "running the layers");
+  if (!m.has_output) std::copy(ho, ho + n * m.n_embd, b.out);
   for (int64_t i = 0; i < n; ++i) {
     int64_t& len = c->seq_len[static_cast<size_t>(b.seq[i])];
     len = std::max<int64_t>(len, b.pos[i] + 1);

@@ -172,6 +172,17 @@ int bench_ops() {
         }
         unsetenv("SHIMMY_CUDA_ATTN");
       }
+      if (n == 512) {  // phases of the one-kernel path (SHIMMY_CUDA_ATTN_EXP), 1 token
+        hp[0] = int32_t(n - 1);
+        cudaMemcpy(pos, hp.data(), 4, cudaMemcpyHostToDevice);
+        p.n_tokens = 1;
+        for (const char* x : {"1", "2", "3", "4", "0"}) {
+          setenv("SHIMMY_CUDA_ATTN_EXP", x, 1);
+          const double t = time_device([&](cudaStream_t s) { shimmy::cuda::attention(p, s); });
+          std::printf("%-20s decode@512 exp %s %10.4f ms\n", sh.name, x, t);
+        }
+        unsetenv("SHIMMY_CUDA_ATTN_EXP");
+      }
       for (int64_t i = 0; i < n; ++i) hp[size_t(i)] = int32_t(i);
       cudaMemcpy(pos, hp.data(), n * 4, cudaMemcpyHostToDevice);
       if (cudaGetLastError() != cudaSuccess) {
