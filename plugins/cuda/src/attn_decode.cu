@@ -363,25 +363,18 @@ __global__ void __launch_bounds__(kDecWarps * HS * 32)
   }
 }
 
+// GM: the group rounded up to a power of two, cut into HS = min(GM, 4) slices of GW heads.
+// Every head's arithmetic is the same whatever the slices. Measured in a TinyLlama Q8_0
+// decode graph on the H100 (2026-11-26): 4 slices 1.118 ms a token and 1.870 ms a
+// 16-sequence step (ctx 512-640), 1 slice (128 threads) 1.206 / 1.943 ms; at ctx 16-144,
+// 2 slices 1.047 / 1.859, 4 slices 1.073 / 1.836.
 template <int HD, bool F16, int GW, int HS>
 void launch_sliced(const AttnParams& p, cudaStream_t s);
 
-// GM: the group rounded up to a power of two, cut into HS = min(GM, 4) slices of GW heads
-// (SHIMMY_CUDA_ATTN_HS=1 or 2: fewer slices, fewer threads, for A/B timing). Every
-// head's arithmetic is the same either way, so the choice does not change a bit of the
-// result. In a TinyLlama Q8_0 decode graph on the H100, 4 slices: 1.118 ms a token and
-// 1.870 ms a 16-sequence step; 1 slice: 1.206 / 1.943 ms.
 template <int HD, bool F16, int GM>
 void launch(const AttnParams& p, cudaStream_t s) {
-  const char* env = std::getenv("SHIMMY_CUDA_ATTN_HS");
-  const int hs = env ? std::atoi(env) : 4;
-  if constexpr (GM >= 4) {
-    if (hs >= 4) return launch_sliced<HD, F16, GM / 4, 4>(p, s);
-  }
-  if constexpr (GM >= 2) {
-    if (hs >= 2) return launch_sliced<HD, F16, GM / 2, 2>(p, s);
-  }
-  launch_sliced<HD, F16, GM, 1>(p, s);
+  constexpr int HS = GM < 4 ? GM : 4;
+  launch_sliced<HD, F16, GM / HS, HS>(p, s);
 }
 
 template <int HD, bool F16, int GW, int HS>
