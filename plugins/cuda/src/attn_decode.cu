@@ -18,7 +18,9 @@
 // the chunks in chunk order: att = Σ_c o_c e^(m_c - M) / Σ_c l_c e^(m_c - M). The merge
 // order is fixed, so the result is deterministic and batch invariant.
 //
-// Partials hold kDecTokens tokens; larger batches launch once per kDecTokens tokens.
+// p.part starts with the counters (kDecTokens x n_head_kv ints), then the partials of
+// kDecTokens tokens; larger batches launch once per kDecTokens tokens (attention() gives
+// batches of more than kDecTokens tokens to the split kernels).
 #include <cuda_fp16.h>
 
 #include <cmath>
@@ -40,8 +42,8 @@ bool dec_supported(int hd, int group) { return (hd == 64 || hd == 128) && group 
 
 int64_t dec_partial_floats(int64_t max_ctx, int64_t n_head, int64_t n_head_kv, int64_t hd) {
   const int64_t n_chunks = (max_ctx + dec_chunk(max_ctx) - 1) / dec_chunk(max_ctx);
-  // o [kDecTokens][n_head][n_chunks][hd], ml [..][2], then kDecTokens * n_head_kv counters
-  return kDecTokens * n_head * n_chunks * (hd + 2) + kDecTokens * n_head_kv;
+  // counters, then o [kDecTokens][n_head][n_chunks][hd], ml [..][2]
+  return dec_counter_floats(n_head_kv) + kDecTokens * n_head * n_chunks * (hd + 2);
 }
 
 namespace {
@@ -283,10 +285,9 @@ __global__ void __launch_bounds__(kDecWarps * HS * 32)
   __syncthreads();
 
   // Merge the key tiles (fixed order): element e = (head hh, dim d) of the group.
-  float* part_o = p.part;
-  float* part_ml = p.part + int64_t(kDecTokens) * H * n_chunks * HD;
-  int* counter = reinterpret_cast<int*>(part_ml + int64_t(kDecTokens) * H * n_chunks * 2) +
-                 z * p.n_head_kv + g;
+  int* counter = reinterpret_cast<int*>(p.part) + z * p.n_head_kv + g;
+  float* part_o = p.part + dec_counter_floats(p.n_head_kv);
+  float* part_ml = part_o + int64_t(kDecTokens) * H * n_chunks * HD;
   float* att = p.att + int64_t(i) * H * HD + int64_t(g) * gd;
   const int64_t slot_g = (int64_t(z) * H + int64_t(g) * group) * n_chunks;  // + hh * n_chunks + chunk
   for (int e = tid; e < gd; e += NT) {

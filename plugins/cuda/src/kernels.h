@@ -48,9 +48,12 @@ void qkv_rope_store(const QkvParams& p, cudaStream_t s);
 
 // Causal attention of each token over its own slot's cache positions [0, pos]:
 //   att[i][h] = Σ_p softmax_p(q_i,h · k_p,g / sqrt(hd)) v_p,g,   g = h / (n_head / n_head_kv)
-// Head dims 64 and 128 with group * hd <= 1024 (dec_supported): one kernel
-// (attn_decode.cu), chunks of dec_chunk(max_ctx) positions, the last chunk to finish
-// merges. Other shapes: split-K (attention.cu): the positions are cut into chunks of
+// Batches of up to kDecTokens tokens with head dims 64 and 128 and group * hd <= 1024
+// (dec_supported): one kernel (attn_decode.cu), chunks of dec_chunk(max_ctx) positions,
+// the last chunk to finish merges; a row's result does not depend on the batch. Larger
+// batches (several prompts at once; one prompt takes attention_flash) and other shapes:
+// split-K (attention.cu, 4x faster than the one kernel for 512-token batches): the
+// positions are cut into chunks of
 // `chunk` (a multiple of kAttnTile); block (chunk, kv head, token) writes an unnormalised
 // partial for the group's heads, and a second kernel merges the chunks. split_plan() picks
 // the chunking from the batch size alone (never from positions), so graphs stay valid.
@@ -88,6 +91,10 @@ constexpr int kDecTile = 32, kDecWarps = 4, kDecMaxChunks = 64, kDecTokens = 16;
 bool dec_supported(int hd, int group);
 int64_t dec_chunk(int64_t max_ctx);
 int64_t dec_partial_floats(int64_t max_ctx, int64_t n_head, int64_t n_head_kv, int64_t hd);
+// Floats at the start of p.part that hold the counters (kept at zero between calls).
+__host__ __device__ inline int64_t dec_counter_floats(int64_t n_head_kv) {
+  return (kDecTokens * n_head_kv + 63) / 64 * 64;
+}
 void attention_decode(const AttnParams& p, cudaStream_t s);
 
 // The same attention for prompts, on tensor cores (flash.cu): 64-query tiles, online softmax

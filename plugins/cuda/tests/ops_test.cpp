@@ -325,16 +325,30 @@ TEST_P(CudaAttention, MatchesCpu) {
   const double d = max_abs(got, want);
   if (tc.flash) {
     std::printf("[attention] %-16s flash (tensor cores)  max |gpu - cpu| = %.3g\n", tc.name, d);
-  } else if (cuda::dec_supported(hd, H / KVH)) {
+  } else if (cuda::dec_supported(hd, H / KVH) && n <= cuda::kDecTokens) {
     std::printf("[attention] %-16s one kernel, chunks of %lld  max |gpu - cpu| = %.3g\n", tc.name,
                 (long long)cuda::dec_chunk(max_ctx), d);
   } else {
     std::printf("[attention] %-16s split %d x %lld  max |gpu - cpu| = %.3g\n", tc.name,
                 cuda::split_plan(n, max_ctx, KVH).n_split, (long long)cuda::split_plan(n, max_ctx, KVH).chunk, d);
   }
-  if (!tc.flash) {
-    // Batch invariance: every token alone (n = 1, its own q row) gives the same bits as
-    // inside the batch. Twice for the first token: the counters are left at zero.
+  if (!tc.flash && cuda::dec_supported(hd, H / KVH)) {
+    // The one-kernel path on the whole batch (several launches beyond kDecTokens tokens):
+    // against the CPU, and batch invariance: every token alone (n = 1, its own q row) gives
+    // the same bits as inside the batch. Twice for the first token: the counters are left
+    // at zero.
+    Dev<float> datt2(n * Q);
+    cuda::AttnParams p2 = p;
+    p2.att = datt2.p;
+    cuda::attention_decode(p2, nullptr);
+    CUDA_OK(cudaGetLastError());
+    const auto got2 = datt2.get();
+    const double d2 = max_abs(got2, want);
+    std::printf("[attention] %-16s one kernel on all %d tokens  max |gpu - cpu| = %.3g\n", tc.name, n, d2);
+    EXPECT_LE(d2, tc.kv_f16 ? 2e-3 : 1e-5);
+    if (n <= cuda::kDecTokens) {
+      EXPECT_EQ(std::memcmp(got.data(), got2.data(), got.size() * sizeof(float)), 0);
+    }
     for (int i = -1; i < n; ++i) {
       const int r = i < 0 ? 0 : i;
       Dev<float> q1(std::vector<float>(q.begin() + r * Q, q.begin() + (r + 1) * Q)), att1(Q);
@@ -348,8 +362,7 @@ TEST_P(CudaAttention, MatchesCpu) {
       cuda::attention(p1p, nullptr);
       CUDA_OK(cudaGetLastError());
       const auto one = att1.get();
-      if (!cuda::dec_supported(hd, H / KVH)) break;  // the split kernel chunks by batch size
-      ASSERT_EQ(std::memcmp(one.data(), got.data() + r * Q, Q * sizeof(float)), 0)
+      ASSERT_EQ(std::memcmp(one.data(), got2.data() + r * Q, Q * sizeof(float)), 0)
           << "token " << r << " alone differs from the same token in the batch of " << n;
     }
   }
