@@ -38,7 +38,9 @@ int64_t dec_chunk(int64_t max_ctx) {
   return c < kDecTile * kDecWarps ? kDecTile * kDecWarps : c;
 }
 
-bool dec_supported(int hd, int group) { return (hd == 64 || hd == 128) && group * hd <= 1024; }
+bool dec_supported(int hd, int group) {
+  return (hd == 64 || hd == 128) && group * hd <= 1024;
+}
 
 int64_t dec_partial_floats(int64_t max_ctx, int64_t n_head, int64_t n_head_kv, int64_t hd) {
   const int64_t n_chunks = (max_ctx + dec_chunk(max_ctx) - 1) / dec_chunk(max_ctx);
@@ -54,7 +56,7 @@ struct Shape {
   static constexpr int kDl = HD / 32;
   static constexpr int kWords = F16 ? kDl / 2 : kDl;  // 32-bit words of V per lane and key
   static constexpr int kBatch = 32 / kWords;
-  static constexpr int kKVec = F16 ? HD / 8 : 1;      // K row held in registers (f16 only)
+  static constexpr int kKVec = F16 ? HD / 8 : 1;  // K row held in registers (f16 only)
 };
 
 // The lane's registers for one 32-key tile: its key's K row (f16 caches) and the V words of
@@ -70,8 +72,9 @@ template <int HD, bool F16>
 __device__ __forceinline__ void load_v(const void* vc, int64_t row, int lane,
                                        uint32_t (&w)[Shape<HD, F16>::kWords]) {
   constexpr int W = Shape<HD, F16>::kWords;
-  const uint32_t* p = reinterpret_cast<const uint32_t*>(static_cast<const char*>(vc) +
-                                                        row * (F16 ? 2 : 4)) + lane * W;
+  const uint32_t* p =
+      reinterpret_cast<const uint32_t*>(static_cast<const char*>(vc) + row * (F16 ? 2 : 4)) +
+      lane * W;
   if constexpr (W == 1) {
     w[0] = __ldg(p);
   } else if constexpr (W == 2) {
@@ -104,8 +107,8 @@ __device__ __forceinline__ void load_tile(const AttnParams& p, int64_t base, int
                                           int nt, int lane, Tile<HD, F16>& t) {
   if constexpr (F16) {
     if (lane < nt) {
-      const uint4* kr = reinterpret_cast<const uint4*>(static_cast<const __half*>(p.k_cache) + base +
-                                                       (k0 + lane) * KV);
+      const uint4* kr = reinterpret_cast<const uint4*>(static_cast<const __half*>(p.k_cache) +
+                                                       base + (k0 + lane) * KV);
 #pragma unroll
       for (int c = 0; c < HD / 8; ++c) t.k[c] = __ldg(kr + c);
     }
@@ -134,7 +137,8 @@ __device__ __forceinline__ void score(const AttnParams& p, int64_t row, const Ti
         k[2 * e + 1] = f.y;
       }
     } else {
-      const float4 v = __ldg(reinterpret_cast<const float4*>(static_cast<const float*>(p.k_cache) + row) + c);
+      const float4 v =
+          __ldg(reinterpret_cast<const float4*>(static_cast<const float*>(p.k_cache) + row) + c);
       k[0] = v.x, k[1] = v.y, k[2] = v.z, k[3] = v.w;
     }
 #pragma unroll
@@ -154,16 +158,16 @@ __device__ __forceinline__ void score(const AttnParams& p, int64_t row, const Ti
 // [hs * GW, hs * GW + GW) of the group (HS slices: the group rounded up to a power of two,
 // cut in at most 4); the HS warps of a key tile read the same K and V rows (L1 hits).
 template <int HD, bool F16, int GW, int HS>
-__global__ void __launch_bounds__(kDecWarps * HS * 32)
+__global__ void __launch_bounds__(kDecWarps* HS * 32)
     attn_decode_kernel(AttnParams p, int i0, int64_t chunk, int n_chunks, float scale, int exp) {
   using S = Shape<HD, F16>;
   constexpr int DL = S::kDl, NT = kDecWarps * HS * 32;
   extern __shared__ float smem[];
   const int group = p.n_head / p.n_head_kv, gd = group * HD;
-  float* qs = smem;                          // [group][HD]
-  float* pw = qs + gd;                       // [key tiles][32 keys][group] probabilities
-  float* wo = pw + kDecWarps * 32 * group;   // [key tiles][group][HD] warp outputs
-  float* wml = wo + kDecWarps * gd;          // [key tiles][group][2] warp m, l
+  float* qs = smem;                         // [group][HD]
+  float* pw = qs + gd;                      // [key tiles][32 keys][group] probabilities
+  float* wo = pw + kDecWarps * 32 * group;  // [key tiles][group][HD] warp outputs
+  float* wml = wo + kDecWarps * gd;         // [key tiles][group][2] warp m, l
   __shared__ int last;
 
   pdl_wait();  // q and the cache rows of this step come from the previous kernel
@@ -182,7 +186,8 @@ __global__ void __launch_bounds__(kDecWarps * HS * 32)
   // The first tile's K and V loads go out before q is staged.
   int64_t k0 = p0 + 32 * kt;
   Tile<HD, F16> tile;
-  if (k0 < p1) load_tile<HD, F16>(p, base, KV, k0, static_cast<int>(p1 - k0 < 32 ? p1 - k0 : 32), lane, tile);
+  if (k0 < p1)
+    load_tile<HD, F16>(p, base, KV, k0, static_cast<int>(p1 - k0 < 32 ? p1 - k0 : 32), lane, tile);
   const float* q = p.q + int64_t(i) * H * HD + int64_t(g) * gd;
   for (int e = tid; e < gd / 4; e += NT)
     reinterpret_cast<float4*>(qs)[e] = reinterpret_cast<const float4*>(q)[e];
@@ -263,7 +268,9 @@ __global__ void __launch_bounds__(kDecWarps * HS * 32)
     }
     __syncwarp();  // pr is rewritten by the next tile
     const int64_t kn = k0 + 32 * kDecWarps;
-    if (kn < p1) load_tile<HD, F16>(p, base, KV, kn, static_cast<int>(p1 - kn < 32 ? p1 - kn : 32), lane, tile);
+    if (kn < p1)
+      load_tile<HD, F16>(p, base, KV, kn, static_cast<int>(p1 - kn < 32 ? p1 - kn : 32), lane,
+                         tile);
   }
   if (exp == 3) {
     if (tid == 0) p.att[0] = o[0][0] + m_run[0] + l_run[0];
@@ -289,7 +296,8 @@ __global__ void __launch_bounds__(kDecWarps * HS * 32)
   float* part_o = p.part + dec_counter_floats(p.n_head_kv);
   float* part_ml = part_o + int64_t(kDecTokens) * H * n_chunks * HD;
   float* att = p.att + int64_t(i) * H * HD + int64_t(g) * gd;
-  const int64_t slot_g = (int64_t(z) * H + int64_t(g) * group) * n_chunks;  // + hh * n_chunks + chunk
+  const int64_t slot_g =
+      (int64_t(z) * H + int64_t(g) * group) * n_chunks;  // + hh * n_chunks + chunk
   for (int e = tid; e < gd; e += NT) {
     const int hh = e / HD;
     float M = -INFINITY;
@@ -338,7 +346,8 @@ __global__ void __launch_bounds__(kDecWarps * HS * 32)
   if (tid < group) {
     float M = -INFINITY, L = 0.0f;
     for (int cc = 0; cc < n_active; ++cc) M = fmaxf(M, wc[cc * group + tid]);
-    for (int cc = 0; cc < n_active; ++cc) L += pw[cc * group + tid] * expf(wc[cc * group + tid] - M);
+    for (int cc = 0; cc < n_active; ++cc)
+      L += pw[cc * group + tid] * expf(wc[cc * group + tid] - M);
     for (int cc = 0; cc < n_active; ++cc) wc[cc * group + tid] = expf(wc[cc * group + tid] - M) / L;
   }
   __syncthreads();
@@ -353,7 +362,8 @@ __global__ void __launch_bounds__(kDecWarps * HS * 32)
       const int e = tid + k * NT;
       if (e < gd) {
         const int hh = e / HD;
-        acc[k] += __ldcg(part_o + (slot_g + int64_t(hh) * n_chunks + cc) * HD + e % HD) * wc[cc * group + hh];
+        acc[k] += __ldcg(part_o + (slot_g + int64_t(hh) * n_chunks + cc) * HD + e % HD) *
+                  wc[cc * group + hh];
       }
     }
   }
