@@ -1,4 +1,5 @@
-// Causal attention over the KV cache, split-K (kernels.h attention).
+// Causal attention over the KV cache, split-K (kernels.h attention): the path for head
+// layouts the one-kernel decode attention (attn_decode.cu) does not take.
 //
 // Kernel 1, block (chunk c, kv head g, token i), kAttnThreads threads: the group's q heads of
 // token i (group = n_head / n_head_kv, sharing kv head g) against cache positions
@@ -13,6 +14,8 @@
 #include <cuda_fp16.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "device_util.cuh"
 #include "kernels.h"
@@ -35,8 +38,13 @@ SplitPlan split_plan(int64_t n_tokens, int64_t max_ctx, int64_t n_head_kv) {
 
 int64_t attn_partial_floats(int64_t n_tokens, int64_t max_ctx, int64_t n_head, int64_t n_head_kv,
                             int64_t hd) {
+  // The decode kernel's counters first (never touched by the split kernels), then the
+  // larger of the two kernels' partials.
   const SplitPlan sp = split_plan(n_tokens, max_ctx, n_head_kv);
-  return n_tokens * n_head * sp.n_split * (hd + 2);
+  const int64_t split = dec_counter_floats(n_head_kv) + n_tokens * n_head * sp.n_split * (hd + 2);
+  if (!dec_supported(static_cast<int>(hd), static_cast<int>(n_head / n_head_kv))) return split;
+  const int64_t dec = dec_partial_floats(max_ctx, n_head, n_head_kv, hd);
+  return split > dec ? split : dec;
 }
 
 namespace {
@@ -227,8 +235,16 @@ __global__ void attn_combine_kernel(AttnParams p, int n_split) {
 
 }  // namespace
 
-void attention(const AttnParams& p, cudaStream_t s) {
-  if (p.n_tokens <= 0) return;
+void attention(const AttnParams& pa, cudaStream_t s) {
+  if (pa.n_tokens <= 0) return;
+  const char* force = std::getenv("SHIMMY_CUDA_ATTN");  // "split": the two-kernel path (A/B)
+  if (pa.n_tokens <= kDecTokens && dec_supported(pa.hd, pa.n_head / pa.n_head_kv) &&
+      !(force && std::strcmp(force, "split") == 0)) {
+    attention_decode(pa, s);
+    return;
+  }
+  AttnParams p = pa;
+  p.part += dec_counter_floats(p.n_head_kv);
   const SplitPlan sp = split_plan(p.n_tokens, p.max_ctx, p.n_head_kv);
   const int group = p.n_head / p.n_head_kv;
   const size_t smem = sizeof(float) * (2 * size_t(group) * p.hd + size_t(group) * kAttnTile + 3 * group);

@@ -17,6 +17,9 @@ namespace shimmy::cuda {
 
 struct LayerDev {
   DeviceWeight wq, wk, wv, wo, w_gate, w_up, w_down;
+  // Stacked weights (slice.h stack_weights): wqkv = [wq; wk; wv], wgu = [w_gate; w_up].
+  DeviceWeight wqkv, wgu;
+  bool qkv_stacked = false, gu_stacked = false;
   const float *attn_norm = nullptr, *ffn_norm = nullptr;
   const float *bq = nullptr, *bk = nullptr, *bv = nullptr;          // qkv_bias models
   const float *q_norm = nullptr, *k_norm = nullptr;                 // qk_norm models
@@ -40,6 +43,10 @@ struct ShimmyContext {
   shimmy::cuda::SliceLayout layout;
   uint8_t *weights = nullptr, *kv = nullptr, *scratch = nullptr;  // the three allocations
   uint8_t* host_batch = nullptr;                                  // pinned staging, batch_bytes
+  // Pinned staging for what eval copies back (logits rows, or hidden states): a copy from
+  // the device into pageable memory is staged by the driver at a fraction of the speed.
+  float* host_out = nullptr;
+  size_t host_out_floats = 0;
   std::vector<shimmy::cuda::LayerDev> layers;
   shimmy::cuda::DeviceWeight output;
   const float* output_norm = nullptr;

@@ -1,5 +1,6 @@
 // create/destroy of a model slice: the three allocations of slice.h, the weight upload and
 // the KV cache (kernels and eval live elsewhere).
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -22,6 +23,26 @@ struct Uploader {
     off += align_up(any_weight_device_bytes(t.type, t.rows, t.cols), 256);
     SHIMMY_CUDA_TRY(any_upload_weight(t.data, t.type, t.rows, t.cols, t.row_bytes, dst, out, c->stream),
                     "uploading a weight matrix");
+    return 0;
+  }
+  // n matrices stacked row after row into one weight (slice.h stack_weights): each part is
+  // uploaded in place, the rows of one part following the last row of the previous one.
+  int32_t stacked(const ShimmyTensor* const* t, int n, DeviceWeight* out) {
+    uint8_t* dst = c->weights + off;
+    int64_t rows = 0;
+    size_t bytes = 0;
+    for (int i = 0; i < n; ++i) {
+      DeviceWeight part;
+      SHIMMY_CUDA_TRY(upload_weight(t[i]->data, t[i]->type, t[i]->rows, t[i]->cols, t[i]->row_bytes,
+                                    dst + bytes, &part, c->stream),
+                      "uploading a stacked weight matrix");
+      rows += part.rows;
+      bytes += part.row_bytes * static_cast<size_t>(part.rows);
+      *out = part;
+    }
+    out->data = dst;
+    out->rows = rows;
+    off += align_up(bytes, 256);
     return 0;
   }
   int32_t vector(const ShimmyTensor& t, const float** out) {
@@ -70,9 +91,16 @@ int32_t build(ShimmyContext* c, const ShimmyModelDesc& d, char* err, size_t err_
     return 1;
   }
   SHIMMY_CUDA_TRY(cudaMallocHost(&c->host_batch, L.batch_bytes), "allocating pinned host memory");
+  // Logits of kLogitRows rows, or the hidden states of a batch when the slice has no head.
+  c->host_out_floats = static_cast<size_t>(d.has_output ? std::min<int64_t>(d.max_batch, kLogitRows) * d.n_vocab
+                                                        : d.max_batch * d.n_embd);
+  SHIMMY_CUDA_TRY(cudaMallocHost(&c->host_out, c->host_out_floats * 4), "allocating pinned host memory");
   // Poison the scratch (NaN bytes) so a kernel reading what nothing wrote shows in tests, and
   // zero the cache so unused positions are finite.
   SHIMMY_CUDA_TRY(cudaMemsetAsync(c->scratch, 0xff, L.scratch, c->stream), "clearing scratch");
+  // The attention partials hold counters that must start (and stay) at zero.
+  SHIMMY_CUDA_TRY(cudaMemsetAsync(c->scratch + L.part, 0, L.ws - L.part, c->stream),
+                  "clearing the attention counters");
   if (L.kv) SHIMMY_CUDA_TRY(cudaMemsetAsync(c->kv, 0, L.kv, c->stream), "clearing the KV cache");
 
   Uploader up{c, 0, err, err_len};
@@ -80,8 +108,16 @@ int32_t build(ShimmyContext* c, const ShimmyModelDesc& d, char* err, size_t err_
   for (int64_t l = 0; l < m.n_layers; ++l) {
     const ShimmyLayerWeights& w = d.layers[l];
     LayerDev& g = c->layers[static_cast<size_t>(l)];
-    if (up.matrix(w.wq, &g.wq) || up.matrix(w.wk, &g.wk) || up.matrix(w.wv, &g.wv) ||
-        up.matrix(w.wo, &g.wo) || up.matrix(w.w_gate, &g.w_gate) || up.matrix(w.w_up, &g.w_up) ||
+    // Same order as plan_slice: q/k/v (stacked or not), o, gate/up (stacked or not), down.
+    const ShimmyTensor* qkv[3] = {&w.wq, &w.wk, &w.wv};
+    const ShimmyTensor* gu[2] = {&w.w_gate, &w.w_up};
+    g.qkv_stacked = stack_weights(qkv, 3);
+    g.gu_stacked = stack_weights(gu, 2);
+    if ((g.qkv_stacked ? up.stacked(qkv, 3, &g.wqkv)
+                       : up.matrix(w.wq, &g.wq) || up.matrix(w.wk, &g.wk) || up.matrix(w.wv, &g.wv)) ||
+        up.matrix(w.wo, &g.wo) ||
+        (g.gu_stacked ? up.stacked(gu, 2, &g.wgu)
+                      : up.matrix(w.w_gate, &g.w_gate) || up.matrix(w.w_up, &g.w_up)) ||
         up.matrix(w.w_down, &g.w_down)) {
       return 1;
     }
@@ -139,6 +175,7 @@ void context_destroy(ShimmyContext* c) {
   cudaFree(c->kv);
   cudaFree(c->scratch);
   if (c->host_batch) cudaFreeHost(c->host_batch);
+  if (c->host_out) cudaFreeHost(c->host_out);
   if (c->stream) cudaStreamDestroy(c->stream);
   delete c;
 }

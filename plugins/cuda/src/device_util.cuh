@@ -39,3 +39,22 @@ __device__ __forceinline__ float rms_scale(double sum_sq, int64_t n, float eps) 
 __device__ __forceinline__ float round_f16(float x) { return __half2float(__float2half_rn(x)); }
 
 }  // namespace shimmy::cuda
+
+namespace shimmy::cuda {
+
+// Programmatic dependent launch (sm_90+; no-ops before). A kernel launched by launch_pdl()
+// may start while its predecessor in the stream still runs: it must call pdl_wait() before
+// it reads anything the predecessor writes (every block, before any early exit, so that
+// completion stays ordered down the chain). pdl_trigger() lets the successor launch.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n");
+#endif
+}
+
+}  // namespace shimmy::cuda

@@ -4,10 +4,14 @@
 //           (slice.h batch_layout), one async copy to the device batch area
 //   device: per layer, as model/forward.cpp:
 //             h = rmsnorm(x) * attn_norm            (fused with the previous residual add)
-//             q, k, v = h Wq, h Wk, h Wv            qkv_rope_store: bias, qk-norm, rope,
+//             q, k, v = h Wq, h Wk, h Wv            one product when stacked (slice.h);
+//                                                   qkv_rope_store: bias, qk-norm, rope,
 //                                                   q to f16, K/V into the slot's cache
 //             att = attention(q, cache)             x += att Wo ; h = rmsnorm(x) * ffn_norm
-//             x += (silu(h Wgate) * h Wup) Wdown    (fused with the next layer's norm)
+//             x += (silu(h Wgate) * h Wup) Wdown    gate/up one product when stacked;
+//                                                   the add fused with the next layer's norm
+// The layer kernels are programmatic dependent launches (launch.h), as are the decode
+// matmuls: each may start while its predecessor finishes.
 //           head: final norm of the rows wanting logits (packed), output matmul
 //   host:   copy logits (or x) back, synchronize.
 //
@@ -16,6 +20,8 @@
 // area, whose address is fixed per size, so one graph serves every step. The head then
 // computes all n rows; only the wanted ones are copied back.
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "common.h"
@@ -41,6 +47,27 @@ BatchDev batch_dev(const ShimmyContext* c, int64_t n) {
                   reinterpret_cast<const float*>(base + bl.cs), reinterpret_cast<float*>(base + bl.x)};
 }
 
+// Timing experiments only (results are wrong): SHIMMY_CUDA_SKIP lists kernels the layers
+// leave out, so that a decode step's time without them shows what they cost in place:
+// any of attn, rope (qkv_rope_store), norm, swiglu, mm_qkv, mm_o, mm_ffn (gate/up), mm_down.
+struct Skip {
+  bool attn = false, rope = false, norm = false, swiglu = false, qkv = false, o = false, ffn = false,
+       down = false;
+};
+const Skip& skip() {
+  static const Skip k = [] {
+    Skip r;
+    const char* e = std::getenv("SHIMMY_CUDA_SKIP");
+    if (!e) return r;
+    const std::string v = std::string(",") + e + ",";
+    auto has = [&](const char* w) { return v.find(std::string(",") + w + ",") != std::string::npos; };
+    r.attn = has("attn"), r.rope = has("rope"), r.norm = has("norm"), r.swiglu = has("swiglu");
+    r.qkv = has("mm_qkv"), r.o = has("mm_o"), r.ffn = has("mm_ffn"), r.down = has("mm_down");
+    return r;
+  }();
+  return k;
+}
+
 // All layers of the slice, ending with the final norm of the head rows into h (or with the
 // last residual add when the slice has no head). `flash`: attention on tensor cores (a
 // prompt: every token in one slot).
@@ -49,9 +76,11 @@ void enqueue_layers(const ShimmyContext* c, int64_t n, bool flash) {
   const SliceLayout& L = c->layout;
   const cudaStream_t s = c->stream;
   const BatchDev b = batch_dev(c, n);
+  const Skip& k_ = skip();
   const int64_t E = m.n_embd, Q = m.n_head * m.head_dim, KV = m.n_head_kv * m.head_dim, F = m.n_ff;
   float *h = c->scr(L.h), *q = c->scr(L.q), *k = c->scr(L.k), *v = c->scr(L.v),
-        *att = c->scr(L.att), *tmp = c->scr(L.tmp), *up = c->scr(L.up), *part = c->scr(L.part);
+        *att = c->scr(L.att), *tmp = c->scr(L.tmp), *up = c->scr(L.up), *part = c->scr(L.part),
+        *qkv = c->scr(L.qkv), *gu = c->scr(L.gu);
   void* ws = c->scratch + L.ws;
 
   if (m.n_layers > 0) {
@@ -61,14 +90,24 @@ void enqueue_layers(const ShimmyContext* c, int64_t n, bool flash) {
   }
   for (int64_t l = 0; l < m.n_layers; ++l) {
     const LayerDev& w = c->layers[static_cast<size_t>(l)];
-    any_matmul(w.wq, h, n, q, Q, ws, s);
-    any_matmul(w.wk, h, n, k, KV, ws, s);
-    any_matmul(w.wv, h, n, v, KV, ws, s);
-
     QkvParams qp;
-    qp.q = q;
-    qp.k = k;
-    qp.v = v;
+    if (w.qkv_stacked) {  // one product into [n, Q + 2 KV]
+      if (!k_.qkv) any_matmul(w.wqkv, h, n, qkv, Q + 2 * KV, ws, s);
+      qp.q = qkv;
+      qp.k = qkv + Q;
+      qp.v = qkv + Q + KV;
+      qp.ld_q = qp.ld_kv = Q + 2 * KV;
+    } else {
+      any_matmul(w.wq, h, n, q, Q, ws, s);
+      any_matmul(w.wk, h, n, k, KV, ws, s);
+      any_matmul(w.wv, h, n, v, KV, ws, s);
+      qp.q = q;
+      qp.k = k;
+      qp.v = v;
+      qp.ld_q = Q;
+      qp.ld_kv = KV;
+    }
+    qp.q_out = q;
     qp.bq = w.bq;
     qp.bk = w.bk;
     qp.bv = w.bv;
@@ -88,7 +127,7 @@ void enqueue_layers(const ShimmyContext* c, int64_t n, bool flash) {
     qp.neox = m.neox;
     qp.kv_f16 = m.kv_f16;
     qp.eps = m.eps;
-    qkv_rope_store(qp, s);
+    if (!k_.rope) qkv_rope_store(qp, s);
 
     AttnParams ap;
     ap.q = q;
@@ -104,19 +143,26 @@ void enqueue_layers(const ShimmyContext* c, int64_t n, bool flash) {
     ap.n_head_kv = static_cast<int>(m.n_head_kv);
     ap.hd = static_cast<int>(m.head_dim);
     ap.kv_f16 = m.kv_f16;
-    if (flash) {
+    if (k_.attn) {
+    } else if (flash) {
       attention_flash(ap, s);
     } else {
       attention(ap, s);
     }
 
-    any_matmul(w.wo, att, n, tmp, E, ws, s);
-    residual_rmsnorm(b.x, tmp, w.ffn_norm, h, nullptr, n, E, m.eps, s);
-    any_matmul(w.w_gate, h, n, tmp, F, ws, s);
-    any_matmul(w.w_up, h, n, up, F, ws, s);
-    swiglu(tmp, up, n * F, s);
-    any_matmul(w.w_down, up, n, tmp, E, ws, s);
-    if (l + 1 < m.n_layers) {
+    if (!k_.o) any_matmul(w.wo, att, n, tmp, E, ws, s);
+    if (!k_.norm) residual_rmsnorm(b.x, tmp, w.ffn_norm, h, nullptr, n, E, m.eps, s);
+    if (w.gu_stacked) {  // one product into [n, 2 F]
+      if (!k_.ffn) any_matmul(w.wgu, h, n, gu, 2 * F, ws, s);
+      if (!k_.swiglu) swiglu_rows(gu, gu + F, 2 * F, up, n, F, s);
+    } else {
+      any_matmul(w.w_gate, h, n, tmp, F, ws, s);
+      any_matmul(w.w_up, h, n, up, F, ws, s);
+      swiglu(tmp, up, n * F, s);
+    }
+    if (!k_.down) any_matmul(w.w_down, up, n, tmp, E, ws, s);
+    if (k_.norm && l + 1 < m.n_layers) {
+    } else if (l + 1 < m.n_layers) {
       residual_rmsnorm(b.x, tmp, c->layers[static_cast<size_t>(l + 1)].attn_norm, h, nullptr, n, E,
                        m.eps, s);
     } else if (m.has_output) {
@@ -243,6 +289,8 @@ int32_t context_eval(ShimmyContext* c, const ShimmyBatch* batch, char* err, size
 
   const size_t V = static_cast<size_t>(m.n_vocab);
   const float* logits = c->scr(c->layout.logits);
+  // Results come back through pinned staging (host_out), then into b.out.
+  float* ho = c->host_out;
   if (graph) {
     SHIMMY_CUDA_TRY(cudaGraphLaunch(c->graphs[static_cast<size_t>(n)], s), "launching the decode graph");
     // Copy back the wanted rows, runs of consecutive rows at a time.
@@ -253,11 +301,15 @@ int32_t context_eval(ShimmyContext* c, const ShimmyBatch* batch, char* err, size
       }
       int64_t j = i;
       while (j < n && b.want_logits[j]) ++j;
-      SHIMMY_CUDA_TRY(cudaMemcpyAsync(b.out + k * V, logits + i * V, (j - i) * V * 4,
+      SHIMMY_CUDA_TRY(cudaMemcpyAsync(ho + k * V, logits + i * V, (j - i) * V * 4,
                                       cudaMemcpyDeviceToHost, s),
                       "copying logits back");
       k += j - i;
       i = j;
+    }
+    if (m.has_output) {
+      SHIMMY_CUDA_TRY(cudaStreamSynchronize(s), "running the layers");
+      std::copy(ho, ho + n_out * V, b.out);
     }
   } else {
     // Prompts (every token in one slot, beyond graph sizes) take the tensor-core attention.
@@ -268,16 +320,19 @@ int32_t context_eval(ShimmyContext* c, const ShimmyBatch* batch, char* err, size
     for (int64_t r0 = 0; m.has_output && r0 < n_out; r0 += kLogitRows) {
       const int64_t rows = std::min(kLogitRows, n_out - r0);
       enqueue_head(c, r0, rows);
-      SHIMMY_CUDA_TRY(cudaMemcpyAsync(b.out + r0 * V, logits, rows * V * 4, cudaMemcpyDeviceToHost, s),
+      SHIMMY_CUDA_TRY(cudaMemcpyAsync(ho, logits, rows * V * 4, cudaMemcpyDeviceToHost, s),
                       "copying logits back");
+      SHIMMY_CUDA_TRY(cudaStreamSynchronize(s), "running the layers");  // ho is reused
+      std::copy(ho, ho + rows * V, b.out + r0 * V);
     }
   }
   if (!m.has_output) {
-    SHIMMY_CUDA_TRY(cudaMemcpyAsync(b.out, batch_dev(c, n).x, n * m.n_embd * 4, cudaMemcpyDeviceToHost, s),
+    SHIMMY_CUDA_TRY(cudaMemcpyAsync(ho, batch_dev(c, n).x, n * m.n_embd * 4, cudaMemcpyDeviceToHost, s),
                     "copying hidden states back");
   }
   SHIMMY_CUDA_TRY(cudaGetLastError(), "launching the layer kernels");
   SHIMMY_CUDA_TRY(cudaStreamSynchronize(s), "running the layers");
+  if (!m.has_output) std::copy(ho, ho + n * m.n_embd, b.out);
   for (int64_t i = 0; i < n; ++i) {
     int64_t& len = c->seq_len[static_cast<size_t>(b.seq[i])];
     len = std::max<int64_t>(len, b.pos[i] + 1);

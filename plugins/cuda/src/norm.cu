@@ -1,6 +1,7 @@
 // Fused residual add + RMSNorm (kernels.h residual_rmsnorm).
 #include "device_util.cuh"
 #include "kernels.h"
+#include "launch.h"
 
 namespace shimmy::cuda {
 namespace {
@@ -12,6 +13,8 @@ __global__ void __launch_bounds__(kThreads)
                             const float* __restrict__ w, float* __restrict__ h,
                             const int32_t* __restrict__ out_row, int64_t n, float eps) {
   __shared__ double red[32];
+  pdl_wait();  // x and add come from the previous kernels
+  pdl_trigger();
   const int64_t row = blockIdx.x;
   float* xr = x + row * n;
   double acc = 0.0;
@@ -36,8 +39,8 @@ __global__ void __launch_bounds__(kThreads)
 void residual_rmsnorm(float* x, const float* add, const float* w, float* h, const int32_t* out_row,
                       int64_t rows, int64_t n, float eps, cudaStream_t s) {
   if (rows <= 0) return;
-  residual_rmsnorm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, s>>>(x, add, w, h, out_row,
-                                                                           n, eps);
+  launch_pdl(residual_rmsnorm_kernel, dim3(static_cast<unsigned>(rows)), dim3(kThreads), 0, s, x, add,
+             w, h, out_row, n, eps);
 }
 
 }  // namespace shimmy::cuda

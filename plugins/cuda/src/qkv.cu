@@ -3,6 +3,7 @@
 // [n_head, n_head + n_head_kv) take one k head and the v head of the same index.
 #include "device_util.cuh"
 #include "kernels.h"
+#include "launch.h"
 
 namespace shimmy::cuda {
 namespace {
@@ -39,8 +40,10 @@ __global__ void __launch_bounds__(kThreads) qkv_kernel(QkvParams p) {
   const int hidx = blockIdx.x, i = blockIdx.y, hd = p.hd;
   const bool is_q = hidx < p.n_head;
   const int hh = is_q ? hidx : hidx - p.n_head;
+  pdl_wait();  // q, k, v come from the previous kernel
+  pdl_trigger();
   const int64_t Q = int64_t(p.n_head) * hd, KV = int64_t(p.n_head_kv) * hd;
-  const float* src = is_q ? p.q + i * Q + hh * hd : p.k + i * KV + hh * hd;
+  const float* src = is_q ? p.q + i * p.ld_q + hh * hd : p.k + i * p.ld_kv + hh * hd;
   const float* bias = is_q ? p.bq : p.bk;
   const float* norm = is_q ? p.q_norm : p.k_norm;
 
@@ -60,14 +63,14 @@ __global__ void __launch_bounds__(kThreads) qkv_kernel(QkvParams p) {
   __syncthreads();
 
   if (is_q) {
-    float* dst = p.q + i * Q + hh * hd;
+    float* dst = p.q_out + i * Q + hh * hd;
     for (int d = threadIdx.x; d < hd; d += kThreads) dst[d] = round_f16(head[d]);
     return;
   }
   const int64_t row = (int64_t(p.seq[i]) * p.max_ctx + p.pos[i]) * KV + int64_t(hh) * hd;
   store_row<F16>(p.k_cache, row, head, hd);
   // v: bias only, then the same cache row.
-  const float* vs = p.v + i * KV + hh * hd;
+  const float* vs = p.v + i * p.ld_kv + hh * hd;
   for (int d = threadIdx.x; d < hd; d += kThreads) {
     float x = vs[d];
     if (p.bv) x += p.bv[hh * hd + d];
@@ -86,9 +89,9 @@ void qkv_rope_store(const QkvParams& p, cudaStream_t s) {
   const dim3 grid(static_cast<unsigned>(p.n_head + p.n_head_kv), static_cast<unsigned>(p.n_tokens));
   const size_t smem = sizeof(float) * static_cast<size_t>(p.hd);
   if (p.kv_f16) {
-    qkv_kernel<true><<<grid, kThreads, smem, s>>>(p);
+    launch_pdl(qkv_kernel<true>, grid, dim3(kThreads), smem, s, p);
   } else {
-    qkv_kernel<false><<<grid, kThreads, smem, s>>>(p);
+    launch_pdl(qkv_kernel<false>, grid, dim3(kThreads), smem, s, p);
   }
 }
 

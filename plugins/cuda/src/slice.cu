@@ -1,6 +1,8 @@
 #include "slice.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "backend.h"
 #include "common.h"
@@ -60,6 +62,21 @@ int32_t check_vector(const ShimmyTensor& t, const char* name, int64_t layer, int
 }
 
 }  // namespace
+
+bool stack_weights(const ShimmyTensor* const* t, int n) {
+  static const bool off = [] {
+    const char* e = std::getenv("SHIMMY_CUDA_FUSE");
+    return e && std::strcmp(e, "0") == 0;
+  }();
+  if (off || n < 1) return false;
+  for (int i = 0; i < n; ++i) {
+    if (!t[i]->data || t[i]->type != t[0]->type || t[i]->cols != t[0]->cols ||
+        use_ref(t[i]->type, t[i]->rows, t[i]->cols)) {
+      return false;
+    }
+  }
+  return true;
+}
 
 BatchLayout batch_layout(int64_t n, int64_t n_rot, int64_t n_embd) {
   BatchLayout b{};
@@ -131,9 +148,36 @@ int32_t plan_slice(const ShimmyModelDesc& d, SliceLayout* out, char* err, size_t
     } mats[] = {{&w.wq, "attn_q", Q, E},       {&w.wk, "attn_k", KV, E},  {&w.wv, "attn_v", KV, E},
                 {&w.wo, "attn_output", E, Q},  {&w.w_gate, "ffn_gate", F, E},
                 {&w.w_up, "ffn_up", F, E},     {&w.w_down, "ffn_down", E, F}};
-    for (const auto& m : mats) {
-      if (check_matrix(*m.t, m.name, l, m.rows, m.cols, &wb, B, &ws, err, err_len)) return 1;
+    uint64_t bytes[7] = {};
+    for (int j = 0; j < 7; ++j) {
+      const auto& m = mats[j];
+      if (check_matrix(*m.t, m.name, l, m.rows, m.cols, &bytes[j], B, &ws, err, err_len)) return 1;
     }
+    // Stacked weights take one aligned block (and their own workspace).
+    const ShimmyTensor* qkv[3] = {&w.wq, &w.wk, &w.wv};
+    const ShimmyTensor* gu[2] = {&w.w_gate, &w.w_up};
+    auto stacked = [&](const ShimmyTensor* const* t, int n, int64_t rows) {
+      DeviceWeight dw;
+      dw.type = t[0]->type;
+      dw.rows = rows;
+      dw.cols = t[0]->cols;
+      const size_t b = weight_device_bytes(dw.type, rows, dw.cols);
+      dw.row_bytes = b / static_cast<size_t>(rows);
+      ws = std::max(ws, matmul_workspace_bytes(dw, B));
+      return align_up(b, kAlign);
+    };
+    if (stack_weights(qkv, 3)) {
+      wb += stacked(qkv, 3, Q + 2 * KV);
+    } else {
+      wb += bytes[0] + bytes[1] + bytes[2];
+    }
+    wb += bytes[3];
+    if (stack_weights(gu, 2)) {
+      wb += stacked(gu, 2, 2 * F);
+    } else {
+      wb += bytes[4] + bytes[5];
+    }
+    wb += bytes[6];
     const bool bias = d.qkv_bias != 0, qkn = d.qk_norm != 0;
     if (check_vector(w.attn_norm, "attn_norm", l, E, true, &wb, err, err_len) ||
         check_vector(w.ffn_norm, "ffn_norm", l, E, true, &wb, err, err_len) ||
@@ -172,6 +216,8 @@ int32_t plan_slice(const ShimmyModelDesc& d, SliceLayout* out, char* err, size_t
   L.att = take(4 * B * Q);
   L.tmp = take(4 * B * std::max(F, E));
   L.up = take(4 * B * F);
+  L.qkv = take(4 * B * (Q + 2 * KV));
+  L.gu = take(4 * B * 2 * F);
   L.logits = take(d.has_output ? 4 * head_rows * d.n_vocab : 0);
   L.part = take(4 * static_cast<size_t>(part));
   L.ws = take(ws);

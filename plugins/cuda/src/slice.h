@@ -34,8 +34,15 @@ struct SliceLayout {
   // Offsets into scratch.
   size_t h = 0, q = 0, k = 0, v = 0, att = 0, tmp = 0, up = 0, logits = 0, part = 0, ws = 0,
          batch = 0;
+  size_t qkv = 0, gu = 0;  // outputs of the stacked weights: [B][Q + 2 KV], [B][2 F]
   size_t batch_bytes = 0;  // batch area for max_batch tokens
 };
+
+// Whether n matrices that read the same input are stacked into one device weight (rows
+// after rows, one product instead of n): the same type and input dimension, all taken by
+// the mm kernels (mm/matmul.h). SHIMMY_CUDA_FUSE=0 turns it off (A/B timing). q/k/v and
+// gate/up are stacked this way at upload.
+bool stack_weights(const ShimmyTensor* const* t, int n);
 
 // Checks the description (shapes, types, limits) and lays the slice out. Returns 0, or
 // non-zero with a sentence in err.

@@ -73,16 +73,18 @@ struct Ctx {
   }
 };
 
-// Median device time of f() (launches on stream s) over 20 replays of a graph of it after
-// 3 warm-ups, in ms: the launch gaps a decode graph has, not those of separate launches.
+// Device time of one f() (launches on stream s), in ms: a graph of 20 calls back to back,
+// median of 20 replays after 3 warm-ups, divided by 20. The launch gaps a decode graph has,
+// not those of separate launches (a graph of one call measures mostly the graph launch).
 template <typename F>
 double time_device(F f) {
   cudaStream_t s;
   cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
   cudaGraph_t graph;
   cudaGraphExec_t exec;
+  constexpr int kCalls = 20;
   cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
-  f(s);
+  for (int i = 0; i < kCalls; ++i) f(s);
   cudaStreamEndCapture(s, &graph);
   cudaGraphInstantiate(&exec, graph, 0);
   cudaEvent_t a, b;
@@ -103,7 +105,7 @@ double time_device(F f) {
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
   cudaStreamDestroy(s);
-  return median(t);
+  return median(t) / kCalls;
 }
 
 // Attention alone: prompts (split kernel and flash) and decode steps, at two head layouts.
@@ -122,7 +124,9 @@ int bench_ops() {
       cudaMalloc(&v, ctx * KV * 2);
       cudaMalloc(&q, n * Q * 4);
       cudaMalloc(&att, n * Q * 4);
-      cudaMalloc(&part, shimmy::cuda::attn_partial_floats(n, ctx, sh.H, sh.KVH, sh.hd) * 4);
+      const int64_t part_n = shimmy::cuda::attn_partial_floats(n, ctx, sh.H, sh.KVH, sh.hd);
+      cudaMalloc(&part, part_n * 4);
+      cudaMemset(part, 0, part_n * 4);  // the decode kernel's counters start at zero
       cudaMalloc(&seq, n * 4);
       cudaMalloc(&pos, n * 4);
       cudaMemset(k, 0x11, ctx * KV * 2);  // small finite f16 values
@@ -150,16 +154,37 @@ int bench_ops() {
       shimmy::cuda::attention_flash(p, nullptr);  // sets its shared-memory limit outside capture
       const double t_split = time_device([&](cudaStream_t s) { shimmy::cuda::attention(p, s); });
       const double t_flash = time_device([&](cudaStream_t s) { shimmy::cuda::attention_flash(p, s); });
-      std::printf("%-20s prompt %-7lld %10.3f %12.2f  split kernel\n", sh.name, (long long)n, t_split,
+      std::printf("%-20s prompt %-7lld %10.3f %12.2f  attention()\n", sh.name, (long long)n, t_split,
                   flop / t_split / 1e9);
       std::printf("%-20s prompt %-7lld %10.3f %12.2f  flash\n", sh.name, (long long)n, t_flash, flop / t_flash / 1e9);
-      // Decode: one token at the last position of a cache of n.
-      hp[0] = int32_t(n - 1);
-      cudaMemcpy(pos, hp.data(), 4, cudaMemcpyHostToDevice);
-      p.n_tokens = 1;
-      const double t_dec = time_device([&](cudaStream_t s) { shimmy::cuda::attention(p, s); });
-      const double bytes = 2.0 * double(n) * double(KV) * 2;
-      std::printf("%-20s decode@%-7lld %10.4f %9.0f GB/s\n", sh.name, (long long)n, t_dec, bytes / t_dec / 1e6);
+      // Decode: one token at the last position of a cache of n, then 16 tokens at the last
+      // 16 positions; the one-kernel path and the split kernels (SHIMMY_CUDA_ATTN=split).
+      for (const char* path : {"one kernel", "split"}) {
+        if (!std::strcmp(path, "split")) setenv("SHIMMY_CUDA_ATTN", "split", 1);
+        for (int nt : {1, 16}) {
+          for (int i = 0; i < nt; ++i) hp[size_t(i)] = int32_t(n - nt + i);
+          cudaMemcpy(pos, hp.data(), 4 * nt, cudaMemcpyHostToDevice);
+          p.n_tokens = nt;
+          const double t_dec = time_device([&](cudaStream_t s) { shimmy::cuda::attention(p, s); });
+          const double bytes = 2.0 * double(n) * double(KV) * 2;
+          std::printf("%-20s decode@%-7lld %10.4f %9.0f GB/s  %d token%s, %s\n", sh.name, (long long)n, t_dec,
+                      bytes / t_dec / 1e6, nt, nt > 1 ? "s" : "", path);
+        }
+        unsetenv("SHIMMY_CUDA_ATTN");
+      }
+      if (n == 512) {  // phases of the one-kernel path (SHIMMY_CUDA_ATTN_EXP), 1 token
+        hp[0] = int32_t(n - 1);
+        cudaMemcpy(pos, hp.data(), 4, cudaMemcpyHostToDevice);
+        p.n_tokens = 1;
+        for (const char* x : {"1", "2", "3", "4", "0"}) {
+          setenv("SHIMMY_CUDA_ATTN_EXP", x, 1);
+          const double t = time_device([&](cudaStream_t s) { shimmy::cuda::attention(p, s); });
+          std::printf("%-20s decode@512 exp %s %10.4f ms\n", sh.name, x, t);
+        }
+        unsetenv("SHIMMY_CUDA_ATTN_EXP");
+      }
+      for (int64_t i = 0; i < n; ++i) hp[size_t(i)] = int32_t(i);
+      cudaMemcpy(pos, hp.data(), n * 4, cudaMemcpyHostToDevice);
       if (cudaGetLastError() != cudaSuccess) {
         std::printf("CUDA error\n");
         return 1;

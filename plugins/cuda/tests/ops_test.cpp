@@ -114,6 +114,7 @@ TEST(CudaOps, RmsNormResidualAdd) {
 
 struct QkvCase {
   bool neox, partial_rot, bias_norm, kv_f16;
+  bool stacked = false;  // q, k, v read from one [n, Q + 2 KV] buffer, q written elsewhere
 };
 
 class CudaQkv : public ::testing::TestWithParam<QkvCase> {};
@@ -156,10 +157,29 @@ TEST_P(CudaQkv, MatchesCpu) {
   Dev<int32_t> dseq(seq), dpos(pos);
   Dev<float> kc32(tc.kv_f16 ? 0 : cache_n), vc32(tc.kv_f16 ? 0 : cache_n);
   Dev<uint16_t> kc16(tc.kv_f16 ? cache_n : 0), vc16(tc.kv_f16 ? cache_n : 0);
+  // The stacked layout: row i = q_i | k_i | v_i.
+  std::vector<float> qkv(size_t(n) * (Q + 2 * KV));
+  for (int i = 0; i < n; ++i) {
+    std::copy(q.begin() + i * Q, q.begin() + (i + 1) * Q, qkv.begin() + i * (Q + 2 * KV));
+    std::copy(k.begin() + i * KV, k.begin() + (i + 1) * KV, qkv.begin() + i * (Q + 2 * KV) + Q);
+    std::copy(v.begin() + i * KV, v.begin() + (i + 1) * KV, qkv.begin() + i * (Q + 2 * KV) + Q + KV);
+  }
+  Dev<float> dqkv(qkv), dqo(size_t(n) * Q);
   cuda::QkvParams p{};
-  p.q = dq.p;
-  p.k = dk.p;
-  p.v = dv.p;
+  if (tc.stacked) {
+    p.q = dqkv.p;
+    p.k = dqkv.p + Q;
+    p.v = dqkv.p + Q + KV;
+    p.q_out = dqo.p;
+    p.ld_q = p.ld_kv = Q + 2 * KV;
+  } else {
+    p.q = dq.p;
+    p.k = dk.p;
+    p.v = dv.p;
+    p.q_out = dq.p;
+    p.ld_q = Q;
+    p.ld_kv = KV;
+  }
   if (tc.bias_norm) {
     p.bq = dbq.p;
     p.bk = dbk.p;
@@ -185,7 +205,7 @@ TEST_P(CudaQkv, MatchesCpu) {
   CUDA_OK(cudaGetLastError());
 
   // q: f16 values on both sides; allow one f16 step where float rounding differed.
-  const auto gq = dq.get();
+  const auto gq = tc.stacked ? dqo.get() : dq.get();
   for (size_t e = 0; e < gq.size(); ++e) {
     ASSERT_LE(std::abs(gq[e] - cq[e]), std::abs(cq[e]) * 1e-3f + 1e-6f) << "q element " << e;
   }
@@ -207,11 +227,13 @@ TEST_P(CudaQkv, MatchesCpu) {
 INSTANTIATE_TEST_SUITE_P(Rope, CudaQkv,
                          ::testing::Values(QkvCase{false, false, false, true}, QkvCase{true, false, false, true},
                                            QkvCase{false, true, true, true}, QkvCase{true, true, true, false},
-                                           QkvCase{true, false, true, true}, QkvCase{false, false, false, false}),
+                                           QkvCase{true, false, true, true}, QkvCase{false, false, false, false},
+                                           QkvCase{false, true, true, true, true}, QkvCase{true, false, false, false, true}),
                          [](const auto& i) {
                            const QkvCase& c = i.param;
                            return std::string(c.neox ? "NeoX" : "Normal") + (c.partial_rot ? "Partial" : "Full") +
-                                  (c.bias_norm ? "BiasNorm" : "") + (c.kv_f16 ? "F16" : "F32");
+                                  (c.bias_norm ? "BiasNorm" : "") + (c.kv_f16 ? "F16" : "F32") +
+                                  (c.stacked ? "Stacked" : "");
                          });
 
 // ---- attention --------------------------------------------------------------------------
@@ -277,6 +299,7 @@ TEST_P(CudaAttention, MatchesCpu) {
   Dev<uint16_t> dk16(tc.kv_f16 ? k16 : std::vector<uint16_t>()), dv16(tc.kv_f16 ? v16 : std::vector<uint16_t>());
   Dev<int32_t> dseq(tc.seq), dpos(tc.pos);
   Dev<float> part(size_t(cuda::attn_partial_floats(n, max_ctx, H, KVH, hd)));
+  CUDA_OK(cudaMemset(part.p, 0, part.n * sizeof(float)));  // the decode kernel's counters
   cuda::AttnParams p{};
   p.q = dq.p;
   p.k_cache = tc.kv_f16 ? static_cast<const void*>(dk16.p) : dk32.p;
@@ -302,9 +325,46 @@ TEST_P(CudaAttention, MatchesCpu) {
   const double d = max_abs(got, want);
   if (tc.flash) {
     std::printf("[attention] %-16s flash (tensor cores)  max |gpu - cpu| = %.3g\n", tc.name, d);
+  } else if (cuda::dec_supported(hd, H / KVH) && n <= cuda::kDecTokens) {
+    std::printf("[attention] %-16s one kernel, chunks of %lld  max |gpu - cpu| = %.3g\n", tc.name,
+                (long long)cuda::dec_chunk(max_ctx), d);
   } else {
     std::printf("[attention] %-16s split %d x %lld  max |gpu - cpu| = %.3g\n", tc.name,
                 cuda::split_plan(n, max_ctx, KVH).n_split, (long long)cuda::split_plan(n, max_ctx, KVH).chunk, d);
+  }
+  if (!tc.flash && cuda::dec_supported(hd, H / KVH)) {
+    // The one-kernel path on the whole batch (several launches beyond kDecTokens tokens):
+    // against the CPU, and batch invariance: every token alone (n = 1, its own q row) gives
+    // the same bits as inside the batch. Twice for the first token: the counters are left
+    // at zero.
+    Dev<float> datt2(n * Q);
+    cuda::AttnParams p2 = p;
+    p2.att = datt2.p;
+    cuda::attention_decode(p2, nullptr);
+    CUDA_OK(cudaGetLastError());
+    const auto got2 = datt2.get();
+    const double d2 = max_abs(got2, want);
+    std::printf("[attention] %-16s one kernel on all %d tokens  max |gpu - cpu| = %.3g\n", tc.name, n, d2);
+    EXPECT_LE(d2, tc.kv_f16 ? 2e-3 : 1e-5);
+    if (n <= cuda::kDecTokens) {
+      EXPECT_EQ(std::memcmp(got.data(), got2.data(), got.size() * sizeof(float)), 0);
+    }
+    for (int i = -1; i < n; ++i) {
+      const int r = i < 0 ? 0 : i;
+      Dev<float> q1(std::vector<float>(q.begin() + r * Q, q.begin() + (r + 1) * Q)), att1(Q);
+      Dev<int32_t> s1(std::vector<int32_t>{tc.seq[r]}), p1(std::vector<int32_t>{tc.pos[r]});
+      cuda::AttnParams p1p = p;
+      p1p.q = q1.p;
+      p1p.seq = s1.p;
+      p1p.pos = p1.p;
+      p1p.att = att1.p;
+      p1p.n_tokens = 1;
+      cuda::attention(p1p, nullptr);
+      CUDA_OK(cudaGetLastError());
+      const auto one = att1.get();
+      ASSERT_EQ(std::memcmp(one.data(), got2.data() + r * Q, Q * sizeof(float)), 0)
+          << "token " << r << " alone differs from the same token in the batch of " << n;
+    }
   }
   // Probabilities are rounded to f16 before the mix on both sides, but at different points
   // (normalised on the CPU, per tile on the GPU): a few f16 steps of V's scale.
@@ -329,6 +389,19 @@ INSTANTIATE_TEST_SUITE_P(
         // tiny heads (stories260K: 8 heads of 8 dims), hd = 128 with group 7 (Qwen-like)
         AttnCase{"TinyHeads", 8, 8, 8, 300, {0, 0, 1, 0}, {0, 1, 250, 299}, true},
         AttnCase{"Group7Hd128", 14, 2, 128, 3000, {0, 1}, {2999, 130}, true},
+        // TinyLlama (32/4 x 64) and Llama-7B (32/32 x 128) decode; f32 cache with hd 128
+        AttnCase{"TinyLlamaDecode", 32, 4, 64, 2048, {0, 1, 2, 3}, {0, 127, 128, 2047}, true},
+        AttnCase{"MhaHd128", 32, 32, 128, 1500, {0, 1}, {1100, 5}, true},
+        AttnCase{"F32Hd128", 8, 2, 128, 700, {0, 1, 0}, {699, 31, 640}, false},
+        // a context longer than 64 chunks of 128 (chunks of 640: several tiles a warp)
+        AttnCase{"LongCtx", 16, 2, 64, 40000, {0, 1, 2}, {39999, 20000, 641}, true},
+        // a mixed batch of 37 tokens over 5 slots (three launches of 16), group 16
+        AttnCase{"MixedBatch", 16, 1, 64, 1200,
+                 {0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4,
+                  0, 1, 2, 3, 4, 0, 1},
+                 {0, 5, 100, 1000, 1199, 1, 6, 101, 1001, 33, 2, 7, 102, 1002, 34, 3, 8, 103, 1003, 35,
+                  4, 9, 104, 1004, 36, 5, 10, 105, 1005, 37, 6, 11, 106, 1006, 38, 7, 12},
+                 true},
         // flash (prompt) kernel: a fresh prompt, a prompt continuing a cached prefix in slot 1
         // with a partial last tile, and small heads
         AttnCase{"FlashPrompt", 8, 2, 64, 256, std::vector<int32_t>(200, 0), iota_pos(200), true, true},
@@ -348,6 +421,20 @@ TEST(CudaOps, SwiGlu) {
   cuda::swiglu(dg.p, du.p, n, nullptr);
   CUDA_OK(cudaGetLastError());
   EXPECT_LE(max_rel(du.get(), want, 1e-6), 1e-6);
+}
+
+// The stacked gate/up product: rows of [gate | up], out [rows, f].
+TEST(CudaOps, SwiGluRows) {
+  SHIMMY_REQUIRE_GPU();
+  const int64_t rows = 7, f = 5632;
+  auto gu = random_vec(rows * 2 * f, 33, -8, 8);
+  std::vector<float> want(rows * f);
+  for (int64_t r = 0; r < rows; ++r)
+    cpu::swiglu(gu.data() + r * 2 * f, gu.data() + r * 2 * f + f, want.data() + r * f, f);
+  Dev<float> dgu(gu), dout(rows * f);
+  cuda::swiglu_rows(dgu.p, dgu.p + f, 2 * f, dout.p, rows, f, nullptr);
+  CUDA_OK(cudaGetLastError());
+  EXPECT_LE(max_rel(dout.get(), want, 1e-6), 1e-6);
 }
 
 // ---- weight matmuls (mm/matmul.h contract) ------------------------------------------------
