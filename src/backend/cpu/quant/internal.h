@@ -43,6 +43,12 @@ DotFns avx2_dot_fns_float(gguf::TensorType t);
 DotFns packed_scalar_fns(gguf::TensorType t);
 DotFns packed_avx2_fns(gguf::TensorType t);
 DotFns packed_avx2_fns_f16();  // packed_f16_avx2.cpp (AVX2 only: FMA chains)
+// packed_k.cpp / packed_k_avx2.cpp: the same for Q4_K and Q6_K; pack_rows_k repacks
+// (false for another type).
+DotFns packed_scalar_fns_k(gguf::TensorType t);
+DotFns packed_avx2_fns_k(gguf::TensorType t);
+bool pack_rows_k(gguf::TensorType t, const void* src, size_t src_stride, int64_t rows, int64_t n,
+                 void* dst);
 
 // Unpacks one K super-block (Q2_K..Q6_K) into u; false for another type. The AVX2 one also
 // fills u->sv. Exposed so tests can compare the two exactly.

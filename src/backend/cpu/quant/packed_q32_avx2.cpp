@@ -167,7 +167,7 @@ DotFns packed_avx2_fns(TensorType t) {
     case TensorType::F16:
       return packed_avx2_fns_f16();
     default:
-      return {};
+      return packed_avx2_fns_k(t);
   }
 }
 
