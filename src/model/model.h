@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -61,7 +62,11 @@ struct Layer {
 
 struct Model {
   gguf::File file;  // owns the memory map the weights point into
-  std::vector<std::unique_ptr<uint8_t[]>> packed;  // row-interleaved copies (pack_cpu_weights)
+  // Row-interleaved copies (pack_cpu_weights): one aligned block per call, freed with free.
+  struct FreeBytes {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  std::vector<std::unique_ptr<uint8_t[], FreeBytes>> packed;
   Config cfg;
   Weight token_embd, output_norm, output, rope_freqs;
   std::vector<Layer> layers;
