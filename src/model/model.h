@@ -84,7 +84,9 @@ Result<std::unique_ptr<Model>> load_model(gguf::File file, bool pack = true);
 // `output` and it is not tied to the embeddings) into the CPU's row-interleaved layouts
 // where one exists (quant/packed.h), and releases the mapped pages they came from, so the
 // model is not held twice. Layers a GPU runs are left alone. load_model calls it for all
-// layers; results are identical either way (packed kernels round like the scalar ones).
+// layers. Packed kernels round like the scalar ones; GGUF-layout AVX2 kernels need not
+// (the K types' accumulate in 8 FMA lanes), so packed and unpacked results can differ in
+// the last bits. Either way a row's result never depends on the batch.
 void pack_cpu_weights(Model& m, int64_t n_layers, bool output);
 
 // "llama, mistral (as llama), qwen2, qwen3"
