@@ -30,12 +30,6 @@ constexpr int kRows = 8;
 // measured no different within this host's noise).
 constexpr size_t kPrefetch = 2048;
 
-static inline __m256i bcast4(const void* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm256_set1_epi32(v);
-}
-
 // One act row's super-block, prepared once per call: its scale and 8 int16 pairs of block
 // sums (which pairs: each type's `pairs`).
 struct KPrep {
@@ -249,31 +243,10 @@ void tile(int64_t n, const void* w, size_t ws, int64_t nw, const void* a, size_t
       T::pairs(y, p.p);
     }
   const auto* W = static_cast<const uint8_t*>(w);
-  const size_t gbytes = size_t(kRows) * ws;
-  const int64_t ng = nw / kRows;
-  // Bands of groups that stay in L2 (~96 KiB) while the act rows pass over them 4 at a time.
-  const int64_t band = std::max<int64_t>(1, int64_t((96u << 10) / gbytes));
-  for (int64_t g0 = 0; g0 < ng; g0 += band) {
-    const int64_t g1 = std::min(ng, g0 + band);
-    int64_t i = 0;
-    for (; i + 4 <= na; i += 4)
-      for (int64_t g = g0; g < g1; ++g)
-        group_tile<T, 4>(nsb, W + size_t(g) * gbytes, A + size_t(i) * as, as,
-                         prep.data() + i * nsb, out + i * ldo + g * kRows, ldo);
-    const int64_t rest = na - i;
-    for (int64_t g = g0; g < g1; ++g) {
-      const uint8_t* grp = W + size_t(g) * gbytes;
-      const uint8_t* ar = A + size_t(i) * as;
-      const KPrep* p = prep.data() + i * nsb;
-      float* o = out + i * ldo + g * kRows;
-      if (rest == 3)
-        group_tile<T, 3>(nsb, grp, ar, as, p, o, ldo);
-      else if (rest == 2)
-        group_tile<T, 2>(nsb, grp, ar, as, p, o, ldo);
-      else if (rest == 1)
-        group_tile<T, 1>(nsb, grp, ar, as, p, o, ldo);
-    }
-  }
+  for_each_group(nw / kRows, size_t(kRows) * ws, na, [&]<int NA>(int64_t g, int64_t i) {
+    group_tile<T, NA>(nsb, W + size_t(g) * kRows * ws, A + size_t(i) * as, as,
+                      prep.data() + i * nsb, out + i * ldo + g * kRows, ldo);
+  });
 }
 
 }  // namespace
