@@ -12,8 +12,6 @@
 //           operations on exact integers, so results are bit-identical to it.
 // Int16 ranges: Q4_K levels <= 15, |a| <= 127: 8 chunks sum to <= 8·2·15·127 = 30480;
 // Q6_K levels <= 63: 2 chunks sum to <= 2·2·63·127 = 32004.
-#include <algorithm>
-#include <cstring>
 #include <vector>
 
 #include "backend/cpu/quant/internal.h"

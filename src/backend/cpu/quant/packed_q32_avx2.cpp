@@ -5,8 +5,6 @@
 // chunks of 4 bytes, and maddubs + madd leave the 8 rows' integer block sums in one
 // register. The float part is (dw*da) * float(isum) added to the row's sum, in block
 // order: exactly the scalar vec_dot, so results are bit-identical to it.
-#include <algorithm>
-#include <cstring>
 #include <vector>
 
 #include "backend/cpu/quant/internal.h"
