@@ -1,6 +1,7 @@
 #include "model/forward.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -93,17 +94,41 @@ void Forward::matmul(const Weight& w, const float* x, int64_t m, float* y) {
     quant::matmul_rows(k, w.cols, w.data, w.row_bytes, act, arow, m, y, w.rows, 0, w.rows);
     return;
   }
-  pool_.parallel_for(m, [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b; i < e; ++i) k.quantize_act(x + i * w.cols, act + i * arow, w.cols);
+  if (m == 1) {
+    k.quantize_act(x, act, w.cols);  // decode: no fork-join for one row
+  } else {
+    pool_.parallel_for(m, [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b; i < e; ++i) k.quantize_act(x + i * w.cols, act + i * arow, w.cols);
+    });
+  }
+  // Weight rows are dealt out in chunks (whole bands of 16) from a shared counter rather
+  // than one fixed half per thread: on a shared host one thread is often descheduled for
+  // a while, and the other then takes its chunks instead of spinning at the join. Every
+  // row's result is the same whichever thread computes it.
+  struct Job {
+    const quant::WeightKernels& k;
+    const Weight& w;
+    const uint8_t* act;
+    size_t arow;
+    int64_t m;
+    float* y;
+    int64_t chunk, n_chunks;
+    std::atomic<int64_t> next{0};
+  };
+  const int64_t parts = 4 * pool_.size();
+  const int64_t chunk = std::max<int64_t>(16, (w.rows / parts + 15) / 16 * 16);
+  Job job{k, w, act, arow, m, y, chunk, (w.rows + chunk - 1) / chunk};
+  // One pointer captured: the std::function holds it in place (no allocation per call).
+  Job* jp = &job;
+  pool_.parallel_for(pool_.size(), [jp](int64_t, int64_t, int) {
+    Job& j = *jp;
+    for (int64_t c = j.next.fetch_add(1, std::memory_order_relaxed); c < j.n_chunks;
+         c = j.next.fetch_add(1, std::memory_order_relaxed)) {
+      const int64_t r0 = c * j.chunk, r1 = std::min(j.w.rows, r0 + j.chunk);
+      quant::matmul_rows(j.k, j.w.cols, j.w.data, j.w.row_bytes, j.act, j.arow, j.m, j.y,
+                         j.w.rows, r0, r1);
+    }
   });
-  // Split weight rows across threads in bands of 16 (cache lines of output, and enough
-  // rows per job that the threads never share a band).
-  pool_.parallel_for(
-      w.rows,
-      [&](int64_t r0, int64_t r1, int) {
-        quant::matmul_rows(k, w.cols, w.data, w.row_bytes, act, arow, m, y, w.rows, r0, r1);
-      },
-      16);
 }
 
 void Forward::attention(std::span<const BatchToken> batch, int64_t l) {

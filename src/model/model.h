@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -61,7 +62,11 @@ struct Layer {
 
 struct Model {
   gguf::File file;  // owns the memory map the weights point into
-  std::vector<std::unique_ptr<uint8_t[]>> packed;  // row-interleaved copies (pack_cpu_weights)
+  // Row-interleaved copies (pack_cpu_weights): one aligned block per call, freed with free.
+  struct FreeBytes {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  std::vector<std::unique_ptr<uint8_t[], FreeBytes>> packed;
   Config cfg;
   Weight token_embd, output_norm, output, rope_freqs;
   std::vector<Layer> layers;
@@ -79,7 +84,9 @@ Result<std::unique_ptr<Model>> load_model(gguf::File file, bool pack = true);
 // `output` and it is not tied to the embeddings) into the CPU's row-interleaved layouts
 // where one exists (quant/packed.h), and releases the mapped pages they came from, so the
 // model is not held twice. Layers a GPU runs are left alone. load_model calls it for all
-// layers; results are identical either way (packed kernels round like the scalar ones).
+// layers. Packed kernels round like the scalar ones; GGUF-layout AVX2 kernels need not
+// (the K types' accumulate in 8 FMA lanes), so packed and unpacked results can differ in
+// the last bits. Either way a row's result never depends on the batch.
 void pack_cpu_weights(Model& m, int64_t n_layers, bool output);
 
 // "llama, mistral (as llama), qwen2, qwen3"

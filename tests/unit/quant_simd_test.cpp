@@ -4,6 +4,7 @@
 // every m, tile position and row range.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -245,7 +246,7 @@ TEST(QuantPacked, EqualsScalarVecDotBitExact) {
       if (!k) continue;
       SCOPED_TRACE(tname(t) + "/" + isa_name(isa));
       ASSERT_TRUE(k->packed);
-      for (int64_t n : {int64_t(64), int64_t(1024)}) {
+      for (int64_t n : {std::max<int64_t>(64, k->block), int64_t(1024)}) {
         ASSERT_TRUE(can_pack(*k, rows, n));
         EXPECT_FALSE(can_pack(*k, rows + 4, n));
         const size_t ws = weight_row_bytes(*k, n).value(), as = act_row_bytes(*k, n).value();

@@ -2,6 +2,7 @@
 // the kernel tables in registry.cpp, and the tile driver shared by every ISA.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -43,6 +44,12 @@ DotFns avx2_dot_fns_float(gguf::TensorType t);
 DotFns packed_scalar_fns(gguf::TensorType t);
 DotFns packed_avx2_fns(gguf::TensorType t);
 DotFns packed_avx2_fns_f16();  // packed_f16_avx2.cpp (AVX2 only: FMA chains)
+// packed_k.cpp / packed_k_avx2.cpp: the same for Q4_K and Q6_K; pack_rows_k repacks
+// (false for another type).
+DotFns packed_scalar_fns_k(gguf::TensorType t);
+DotFns packed_avx2_fns_k(gguf::TensorType t);
+bool pack_rows_k(gguf::TensorType t, const void* src, size_t src_stride, int64_t rows, int64_t n,
+                 void* dst);
 
 // Unpacks one K super-block (Q2_K..Q6_K) into u; false for another type. The AVX2 one also
 // fills u->sv. Exposed so tests can compare the two exactly.
@@ -74,6 +81,31 @@ void drive_tile(int64_t n, const void* w, size_t ws, int64_t nw, const void* a, 
       K::template run<1, 4>(n, W + j * ws, ws, A + i * as, as, out + i * ldo + j, ldo);
     for (; j < nw; ++j)
       K::template run<1, 1>(n, W + j * ws, ws, A + i * as, as, out + i * ldo + j, ldo);
+  }
+}
+
+// ---- packed group driver ---------------------------------------------------------------
+// Walks the ng groups (8 rows, gbytes bytes each) of a packed tile: in bands of groups that
+// stay in L2 (~96 KiB) the act rows pass over the band 4 at a time, then the 1-3 rows
+// left over meet each group once. tile.template operator()<NA>(g, i) computes act rows
+// [i, i + NA) against group g (a template lambda: NA is a constant to the kernel).
+template <class GroupTile>
+void for_each_group(int64_t ng, size_t gbytes, int64_t na, GroupTile&& tile) {
+  const int64_t band = std::max<int64_t>(1, int64_t((96u << 10) / gbytes));
+  for (int64_t g0 = 0; g0 < ng; g0 += band) {
+    const int64_t g1 = std::min(ng, g0 + band);
+    int64_t i = 0;
+    for (; i + 4 <= na; i += 4)
+      for (int64_t g = g0; g < g1; ++g) tile.template operator()<4>(g, i);
+    const int64_t rest = na - i;
+    for (int64_t g = g0; g < g1; ++g) {
+      if (rest == 3)
+        tile.template operator()<3>(g, i);
+      else if (rest == 2)
+        tile.template operator()<2>(g, i);
+      else if (rest == 1)
+        tile.template operator()<1>(g, i);
+    }
   }
 }
 

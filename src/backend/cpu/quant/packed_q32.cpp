@@ -67,7 +67,7 @@ DotFns packed_scalar_fns(TensorType t) {
     case TensorType::Q8_0:
       return DotFns{nullptr, &tile_scalar<isum_q8_0>, true};
     default:
-      return {};
+      return packed_scalar_fns_k(t);
   }
 }
 
@@ -88,6 +88,7 @@ void pack_rows(const WeightKernels& k, const void* src, size_t src_stride, int64
       }
     return;
   }
+  if (pack_rows_k(k.type, src, src_stride, rows, n, dst)) return;
   const int64_t nb = n / 32;
   const size_t bbytes = group_block_bytes(k.type);
   for (int64_t g = 0; g < rows / kRows; ++g) {

@@ -5,8 +5,6 @@
 // chunks of 4 bytes, and maddubs + madd leave the 8 rows' integer block sums in one
 // register. The float part is (dw*da) * float(isum) added to the row's sum, in block
 // order: exactly the scalar vec_dot, so results are bit-identical to it.
-#include <algorithm>
-#include <cstring>
 #include <vector>
 
 #include "backend/cpu/quant/internal.h"
@@ -20,12 +18,6 @@ using namespace avx2;
 using gguf::TensorType;
 
 constexpr int kRows = 8;
-
-static inline __m256i bcast4(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm256_set1_epi32(v);
-}
 
 // Act rows prepared once per call: f32 scales and (Q4_0) the offset 8·Σa per block.
 struct ActPrep {
@@ -129,31 +121,10 @@ void tile(int64_t n, const void* w, size_t ws, int64_t nw, const void* a, size_t
   const float* da = prep.da.data();
   const int32_t* off = T::kOffset ? prep.off.data() : nullptr;
   const auto* W = static_cast<const uint8_t*>(w);
-  const size_t gbytes = size_t(kRows) * ws;
-  const int64_t ng = nw / kRows;
-  // Bands of groups that stay in L2 (~96 KiB) while the act rows pass over them 4 at a time.
-  const int64_t band = std::max<int64_t>(1, int64_t((96u << 10) / gbytes));
-  for (int64_t g0 = 0; g0 < ng; g0 += band) {
-    const int64_t g1 = std::min(ng, g0 + band);
-    int64_t i = 0;
-    for (; i + 4 <= na; i += 4)
-      for (int64_t g = g0; g < g1; ++g)
-        group_tile<T, 4>(nb, W + size_t(g) * gbytes, A + size_t(i) * as, as, da + i * nbp,
-                         off ? off + i * nbp : nullptr, nbp, out + i * ldo + g * kRows, ldo);
-    const int64_t rest = na - i;
-    for (int64_t g = g0; g < g1; ++g) {
-      const uint8_t* grp = W + size_t(g) * gbytes;
-      const uint8_t* ar = A + size_t(i) * as;
-      const int32_t* o = off ? off + i * nbp : nullptr;
-      float* y = out + i * ldo + g * kRows;
-      if (rest == 3)
-        group_tile<T, 3>(nb, grp, ar, as, da + i * nbp, o, nbp, y, ldo);
-      else if (rest == 2)
-        group_tile<T, 2>(nb, grp, ar, as, da + i * nbp, o, nbp, y, ldo);
-      else if (rest == 1)
-        group_tile<T, 1>(nb, grp, ar, as, da + i * nbp, o, nbp, y, ldo);
-    }
-  }
+  for_each_group(nw / kRows, size_t(kRows) * ws, na, [&]<int NA>(int64_t g, int64_t i) {
+    group_tile<T, NA>(nb, W + size_t(g) * kRows * ws, A + size_t(i) * as, as, da + i * nbp,
+                      off ? off + i * nbp : nullptr, nbp, out + i * ldo + g * kRows, ldo);
+  });
 }
 
 }  // namespace
@@ -167,7 +138,7 @@ DotFns packed_avx2_fns(TensorType t) {
     case TensorType::F16:
       return packed_avx2_fns_f16();
     default:
-      return {};
+      return packed_avx2_fns_k(t);
   }
 }
 

@@ -45,4 +45,11 @@ static inline __m256i loadu(const void* p) {
   return _mm256_loadu_si256(static_cast<const __m256i*>(p));
 }
 
+// The 4 bytes at p in every 32-bit lane.
+static inline __m256i bcast4(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
 }  // namespace shimmy::quant::avx2
