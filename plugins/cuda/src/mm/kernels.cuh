@@ -226,6 +226,9 @@ __device__ __forceinline__ void mmv_step(const MmArgs& a, int64_t s, const Raw<D
   }
 }
 
+// silu(g) * u with the operations of the SwiGLU kernel (ffn.cu) and ops.cpp: same bits.
+__device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
+
 // Warp `warp` of `nw` takes steps warp, warp + nw, ...; the next step's loads are issued
 // before the current step is computed.
 template <uint32_t T, int NT, bool kM1>
@@ -284,7 +287,20 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) mmv_kernel(const MmArgs 
     const int64_t n = nt * 8 + 2 * (l & 3) + (c & 1);
     if (row < a.rows && n < a.m) a.y[n * a.ldy + row] = v;
   };
+  // SwiGLU epilogue: fragment rows g (c = 0, 1) are gate row j = 8 * blockIdx.x + g, rows
+  // g + 8 (c = 2, 3) the matching up row.
+  auto store_glu = [&](int nt, int c, int l, float gate, float up) {
+    const int64_t j = int64_t(blockIdx.x) * 8 + (l >> 2);
+    const int64_t n = nt * 8 + 2 * (l & 3) + c;
+    if (2 * j < a.rows && n < a.m) a.y[n * a.ldy + j] = silu_mul(gate, up);
+  };
   if (nw == 1) {
+    if (a.swiglu) {
+#pragma unroll
+      for (int q = 0; q < NT * 2; ++q)
+        store_glu(q >> 1, q & 1, lane, acc[q >> 1][q & 1], acc[q >> 1][(q & 1) + 2]);
+      return;
+    }
 #pragma unroll
     for (int q = 0; q < NT * 4; ++q) store(q, lane, acc[q >> 2][q & 3]);
     return;
@@ -293,6 +309,19 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) mmv_kernel(const MmArgs 
 #pragma unroll
   for (int q = 0; q < NT * 4; ++q) red[warp * kPerWarp + q * 32 + lane] = acc[q >> 2][q & 3];
   __syncthreads();
+  if (a.swiglu) {  // the same sums in the same order as below, gate and up in one thread
+    for (int i = threadIdx.x; i < NT * 2 * 32; i += blockDim.x) {
+      const int nt = i >> 6, c = (i >> 5) & 1, l = i & 31;
+      const int qg = nt * 4 + c, qu = qg + 2;
+      float vg = 0.f, vu = 0.f;
+      for (int w = 0; w < nw; ++w) {
+        vg += red[w * kPerWarp + qg * 32 + l];
+        vu += red[w * kPerWarp + qu * 32 + l];
+      }
+      store_glu(nt, c, l, vg, vu);
+    }
+    return;
+  }
   for (int i = threadIdx.x; i < kPerWarp; i += blockDim.x) {
     float v = 0.f;
     for (int w = 0; w < nw; ++w) v += red[w * kPerWarp + i];
