@@ -229,20 +229,6 @@ __device__ __forceinline__ void mmv_step(const MmArgs& a, int64_t s, const Raw<D
 // silu(g) * u with the operations of the SwiGLU kernel (ffn.cu) and ops.cpp: same bits.
 __device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
 
-// x of step s of every x row into L1 (m > 1: x of 16 rows does not stay in L1 between
-// steps, and its loads sit in the step's critical path): one 128-byte line a lane.
-template <class D>
-__device__ __forceinline__ void prefetch_x(const MmArgs& a, int64_t s, int lane) {
-  constexpr int kLines = D::F.step / 32;  // 32 floats a line
-  const int64_t left = a.cols - s * D::F.step;
-  for (int i = lane; i < a.m * kLines; i += 32) {
-    const int n = i / kLines, seg = i % kLines;
-    if (seg * 32 >= left) continue;
-    const float* p = a.x + n * a.cols + s * D::F.step + seg * 32;
-    asm volatile("prefetch.global.L1 [%0];\n" ::"l"(p));
-  }
-}
-
 // Warp `warp` of `nw` takes steps warp, warp + nw, ...; the next step's loads are issued
 // before the current step is computed.
 template <uint32_t T, int NT, bool kM1>
@@ -264,7 +250,6 @@ __device__ __forceinline__ void mmv_loop(const MmArgs& a, const uint8_t* wa, con
     if (sn < nsteps) {
       load_raw<D, true>(global_step<D>(wa, a.layout, sn), t, na);
       load_raw<D, true>(global_step<D>(wb, a.layout, sn), t, nb);
-      if (!kM1 && a.prefetch_x) prefetch_x<D>(a, sn, 4 * g + t);
     }
     mmv_step<T, NT, kM1>(a, s, ca, cb, g, t, table, acc);
     ca = na;
@@ -525,7 +510,6 @@ struct Launcher {
     int prompt_per_sm = 0;          // resident prompt blocks per SM
     int decode_per_sm[2][5] = {};   // resident decode blocks per SM for NT 1, 2 and 1..16 warps
     bool pdl = false;               // programmatic dependent launch (compute capability >= 9)
-    bool prefetch_x = true;         // m > 1: next step's x into L1 (prefetch_x)
   };
   static constexpr int kMaxDevices = 64;
   static inline DeviceInfo info[kMaxDevices];
@@ -552,8 +536,6 @@ struct Launcher {
       return e;
     const char* pdl = std::getenv("SHIMMY_CUDA_MM_PDL");  // "0" turns it off (A/B timing)
     d.pdl = major >= 9 && !(pdl && pdl[0] == '0');
-    const char* pf = std::getenv("SHIMMY_CUDA_MM_PREFETCH");  // "0" turns it off (A/B timing)
-    d.prefetch_x = !(pf && pf[0] == '0');
     if ((e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev)) !=
         cudaSuccess)
       return e;
@@ -594,10 +576,8 @@ struct Launcher {
     return 1;
   }
 
-  static void decode(const MmArgs& args, cudaStream_t s) {
+  static void decode(const MmArgs& a, cudaStream_t s) {
     const DeviceInfo& d = device_info();
-    MmArgs a = args;
-    a.prefetch_x = d.prefetch_x && a.m > 1;
     const int nt = a.m <= 8 ? 1 : 2;
     const int w = decode_warps(d, a.rows, a.cols);
     cudaLaunchConfig_t cfg = {};

@@ -25,7 +25,6 @@ struct MmArgs {
   // Decode only: rows are gate/up interleaved by 8 (matmul.h matmul_swiglu) and y receives
   // silu(gate) * up, rows / 2 values per x row.
   bool swiglu = false;
-  bool prefetch_x = false;  // decode, m > 1: set by the launcher (kernels.cuh prefetch_x)
 };
 
 struct TypeOps {
