@@ -26,6 +26,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 
 #include "mm/decode.cuh"
@@ -510,6 +511,7 @@ struct Launcher {
     int prompt_per_sm = 0;          // resident prompt blocks per SM
     int decode_per_sm[2][5] = {};   // resident decode blocks per SM for NT 1, 2 and 1..16 warps
     bool pdl = false;               // programmatic dependent launch (compute capability >= 9)
+    bool strict_warps = false;      // decode_warps from both NT kernels' occupancy
   };
   static constexpr int kMaxDevices = 64;
   static inline DeviceInfo info[kMaxDevices];
@@ -536,6 +538,8 @@ struct Launcher {
       return e;
     const char* pdl = std::getenv("SHIMMY_CUDA_MM_PDL");  // "0" turns it off (A/B timing)
     d.pdl = major >= 9 && !(pdl && pdl[0] == '0');
+    const char* sw = std::getenv("SHIMMY_CUDA_MM_WARPS");
+    d.strict_warps = sw && std::strcmp(sw, "strict") == 0;
     if ((e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev)) !=
         cudaSuccess)
       return e;
@@ -570,7 +574,10 @@ struct Launcher {
     const int64_t nsteps = (cols + Dec<T>::F.step - 1) / Dec<T>::F.step;
     for (int k = 4; k > 0; --k) {
       const int w = 1 << k;
-      const int per_sm = d.decode_per_sm[0][k];  // m <= 8 sets it; m > 8 uses the same
+      // m <= 8 sets it; m > 8 uses the same (SHIMMY_CUDA_MM_WARPS=strict: the smaller of
+      // the two kernels' occupancies, A/B timing of m = 16 in one wave)
+      const int per_sm = d.strict_warps ? std::min(d.decode_per_sm[0][k], d.decode_per_sm[1][k])
+                                        : d.decode_per_sm[0][k];
       if (w <= nsteps && tiles <= int64_t(d.sms) * per_sm) return w;
     }
     return 1;
