@@ -20,6 +20,9 @@ struct LayerDev {
   // Stacked weights (slice.h stack_weights): wqkv = [wq; wk; wv], wgu = [w_gate; w_up].
   DeviceWeight wqkv, wgu;
   bool qkv_stacked = false, gu_stacked = false;
+  // wgu's rows interleaved by 8 (mm/matmul.h matmul_swiglu): decode computes SwiGLU in the
+  // product's epilogue; longer batches use swiglu_rows8.
+  bool gu_inter8 = false;
   const float *attn_norm = nullptr, *ffn_norm = nullptr;
   const float *bq = nullptr, *bk = nullptr, *bv = nullptr;          // qkv_bias models
   const float *q_norm = nullptr, *k_norm = nullptr;                 // qk_norm models

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <vector>
 
 #include "common.h"
 #include "matmul_ref.h"
@@ -43,6 +44,24 @@ struct Uploader {
     out->data = dst;
     out->rows = rows;
     off += align_up(bytes, 256);
+    return 0;
+  }
+  // gate and up ([f, E] each, f % 8 == 0, the same row bytes) as one weight of 2f rows
+  // interleaved by 8 (mm/matmul.h matmul_swiglu): the rows are put in that order on the host.
+  int32_t interleaved(const ShimmyTensor& gate, const ShimmyTensor& upw, DeviceWeight* out) {
+    const int64_t f = gate.rows;
+    const size_t rb = gate.row_bytes;
+    std::vector<uint8_t> host(static_cast<size_t>(2 * f) * rb);
+    for (int64_t r = 0; r < 2 * f; ++r) {
+      const int64_t src = interleave_src_row(r, f);
+      const auto* from = static_cast<const uint8_t*>(src < f ? gate.data : upw.data) +
+                         static_cast<size_t>(src < f ? src : src - f) * rb;
+      std::memcpy(host.data() + static_cast<size_t>(r) * rb, from, rb);
+    }
+    void* dst = c->weights + off;
+    SHIMMY_CUDA_TRY(upload_weight(host.data(), gate.type, 2 * f, gate.cols, rb, dst, out, c->stream),
+                    "uploading the interleaved gate/up weight");
+    off += align_up(static_cast<size_t>(out->row_bytes) * static_cast<size_t>(2 * f), 256);
     return 0;
   }
   int32_t vector(const ShimmyTensor& t, const float** out) {
@@ -113,10 +132,12 @@ int32_t build(ShimmyContext* c, const ShimmyModelDesc& d, char* err, size_t err_
     const ShimmyTensor* gu[2] = {&w.w_gate, &w.w_up};
     g.qkv_stacked = stack_weights(qkv, 3);
     g.gu_stacked = stack_weights(gu, 2);
+    g.gu_inter8 = g.gu_stacked && interleave_gate_up(w.w_gate, w.w_up);
     if ((g.qkv_stacked ? up.stacked(qkv, 3, &g.wqkv)
                        : up.matrix(w.wq, &g.wq) || up.matrix(w.wk, &g.wk) || up.matrix(w.wv, &g.wv)) ||
         up.matrix(w.wo, &g.wo) ||
-        (g.gu_stacked ? up.stacked(gu, 2, &g.wgu)
+        (g.gu_inter8 ? up.interleaved(w.w_gate, w.w_up, &g.wgu)
+         : g.gu_stacked ? up.stacked(gu, 2, &g.wgu)
                       : up.matrix(w.w_gate, &g.w_gate) || up.matrix(w.w_up, &g.w_up)) ||
         up.matrix(w.w_down, &g.w_down)) {
       return 1;

@@ -9,6 +9,8 @@
 //                                                   q to f16, K/V into the slot's cache
 //             att = attention(q, cache)             x += att Wo ; h = rmsnorm(x) * ffn_norm
 //             x += (silu(h Wgate) * h Wup) Wdown    gate/up one product when stacked;
+//                                                   decode: SwiGLU in its epilogue (rows
+//                                                   interleaved by 8 at upload);
 //                                                   the add fused with the next layer's norm
 // The layer kernels are programmatic dependent launches (launch.h), as are the decode
 // matmuls: each may start while its predecessor finishes.
@@ -152,7 +154,12 @@ void enqueue_layers(const ShimmyContext* c, int64_t n, bool flash) {
 
     if (!k_.o) any_matmul(w.wo, att, n, tmp, E, ws, s);
     if (!k_.norm) residual_rmsnorm(b.x, tmp, w.ffn_norm, h, nullptr, n, E, m.eps, s);
-    if (w.gu_stacked) {  // one product into [n, 2 F]
+    if (w.gu_inter8 && n <= kSwigluMaxM) {  // SwiGLU in the product's epilogue
+      if (!k_.ffn) matmul_swiglu(w.wgu, h, n, up, F, s);
+    } else if (w.gu_inter8) {  // one product into [n, 2 F], rows interleaved by 8
+      if (!k_.ffn) any_matmul(w.wgu, h, n, gu, 2 * F, ws, s);
+      if (!k_.swiglu) swiglu_rows8(gu, 2 * F, up, n, F, s);
+    } else if (w.gu_stacked) {  // one product into [n, 2 F]
       if (!k_.ffn) any_matmul(w.wgu, h, n, gu, 2 * F, ws, s);
       if (!k_.swiglu) swiglu_rows(gu, gu + F, 2 * F, up, n, F, s);
     } else {

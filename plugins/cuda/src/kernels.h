@@ -110,5 +110,8 @@ void swiglu(const float* gate, float* up, int64_t n, cudaStream_t s);
 // stacked gate/up product: up = gate + f, ld = 2 f), out [rows, f].
 void swiglu_rows(const float* gate, const float* up, int64_t ld, float* out, int64_t rows,
                  int64_t f, cudaStream_t s);
+// The same from one gate/up product interleaved by 8 (mm/matmul.h matmul_swiglu): row r of
+// gu (ld apart) holds gate j at 16 (j / 8) + j % 8 and up j 8 further; out [rows, f].
+void swiglu_rows8(const float* gu, int64_t ld, float* out, int64_t rows, int64_t f, cudaStream_t s);
 
 }  // namespace shimmy::cuda

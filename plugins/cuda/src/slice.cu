@@ -78,6 +78,14 @@ bool stack_weights(const ShimmyTensor* const* t, int n) {
   return true;
 }
 
+bool interleave_gate_up(const ShimmyTensor& gate, const ShimmyTensor& up) {
+  static const bool off = [] {
+    const char* e = std::getenv("SHIMMY_CUDA_GLU");
+    return e && std::strcmp(e, "0") == 0;
+  }();
+  return !off && gate.rows == up.rows && gate.rows % 8 == 0 && gate.row_bytes == up.row_bytes;
+}
+
 BatchLayout batch_layout(int64_t n, int64_t n_rot, int64_t n_embd) {
   BatchLayout b{};
   const size_t ints = align_up(static_cast<size_t>(n) * 4, 16);

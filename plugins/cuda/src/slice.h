@@ -43,6 +43,10 @@ struct SliceLayout {
 // the mm kernels (mm/matmul.h). SHIMMY_CUDA_FUSE=0 turns it off (A/B timing). q/k/v and
 // gate/up are stacked this way at upload.
 bool stack_weights(const ShimmyTensor* const* t, int n);
+// Whether stacked gate/up rows are interleaved by 8 for the SwiGLU epilogue (mm/matmul.h
+// matmul_swiglu): f % 8 == 0 and the same host row bytes. SHIMMY_CUDA_GLU=0 turns it off
+// (A/B timing: the stacked product and the SwiGLU kernel).
+bool interleave_gate_up(const ShimmyTensor& gate, const ShimmyTensor& up);
 
 // Checks the description (shapes, types, limits) and lays the slice out. Returns 0, or
 // non-zero with a sentence in err.

@@ -437,6 +437,25 @@ TEST(CudaOps, SwiGluRows) {
   EXPECT_LE(max_rel(dout.get(), want, 1e-6), 1e-6);
 }
 
+// The same from one gate/up product interleaved by 8 (swiglu_rows8).
+TEST(CudaOps, SwiGluRows8) {
+  SHIMMY_REQUIRE_GPU();
+  const int64_t rows = 5, f = 5632, ld = 2 * f + 16;
+  auto gu = random_vec(rows * ld, 34, -8, 8);
+  std::vector<float> g(f), u(f), want(rows * f);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = 0; j < f; ++j) {
+      g[j] = gu[r * ld + (j / 8) * 16 + j % 8];
+      u[j] = gu[r * ld + (j / 8) * 16 + j % 8 + 8];
+    }
+    cpu::swiglu(g.data(), u.data(), want.data() + r * f, f);
+  }
+  Dev<float> dgu(gu), dout(rows * f);
+  cuda::swiglu_rows8(dgu.p, ld, dout.p, rows, f, nullptr);
+  CUDA_OK(cudaGetLastError());
+  EXPECT_LE(max_rel(dout.get(), want, 1e-6), 1e-6);
+}
+
 // ---- weight matmuls (mm/matmul.h contract) ------------------------------------------------
 
 class CudaMatmul : public ::testing::TestWithParam<gguf::TensorType> {};
@@ -487,3 +506,56 @@ INSTANTIATE_TEST_SUITE_P(Types, CudaMatmul,
                                            gguf::TensorType::Q2_K, gguf::TensorType::Q3_K, gguf::TensorType::Q4_K,
                                            gguf::TensorType::Q5_K, gguf::TensorType::Q6_K),
                          [](const auto& i) { return gguf::type_name(static_cast<uint32_t>(i.param)); });
+
+// The gate/up product with SwiGLU in its epilogue (matmul_swiglu, decode): the same bits as
+// the product of the interleaved weight followed by swiglu_rows8, for every m <= 16, with
+// one warp a tile (cols 128) and several (the others).
+struct GluCase {
+  gguf::TensorType t;
+  int64_t f, cols;
+};
+
+class CudaMatmulSwiglu : public ::testing::TestWithParam<GluCase> {};
+
+TEST_P(CudaMatmulSwiglu, SameBitsAsProductThenSwiglu) {
+  SHIMMY_REQUIRE_GPU();
+  const GluCase p = GetParam();
+  const uint32_t tid = static_cast<uint32_t>(p.t);
+  const int64_t f = p.f, cols = p.cols, rows = 2 * f;
+  const size_t rb = *gguf::row_bytes(p.t, cols);
+  std::vector<uint8_t> w(rows * rb), inter(rows * rb);  // [gate; up], then interleaved
+  auto src = random_vec(rows * cols, 43);
+  for (int64_t r = 0; r < rows; ++r)
+    ASSERT_TRUE(quant::quantize_row(p.t, src.data() + r * cols, w.data() + r * rb, cols).ok());
+  for (int64_t r = 0; r < rows; ++r)
+    std::memcpy(inter.data() + r * rb, w.data() + cuda::interleave_src_row(r, f) * rb, rb);
+  Dev<uint8_t> dw(cuda::weight_device_bytes(tid, rows, cols));
+  cuda::DeviceWeight dwt;
+  CUDA_OK(cuda::upload_weight(inter.data(), tid, rows, cols, rb, dw.p, &dwt, nullptr));
+  for (int64_t m : {1, 2, 7, 9, 16}) {
+    SCOPED_TRACE(m);
+    auto x = random_vec(m * cols, 44 + uint32_t(m));
+    Dev<float> dx(x), dgu(m * rows), dwant(m * f), dgot(m * (f + 5));
+    cuda::matmul(dwt, dx.p, m, dgu.p, rows, nullptr, nullptr);
+    cuda::swiglu_rows8(dgu.p, rows, dwant.p, m, f, nullptr);
+    ASSERT_TRUE(cuda::matmul_swiglu(dwt, dx.p, m, dgot.p, f + 5, nullptr));
+    CUDA_OK(cudaGetLastError());
+    const auto want = dwant.get(), got = dgot.get();
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < f; ++j)
+        ASSERT_EQ(std::memcmp(&got[i * (f + 5) + j], &want[i * f + j], 4), 0)
+            << "value " << j << " of row " << i << ": " << got[i * (f + 5) + j] << " vs " << want[i * f + j];
+  }
+  EXPECT_FALSE(cuda::matmul_swiglu(dwt, nullptr, 17, nullptr, f, nullptr));  // prompt sizes: no
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Types, CudaMatmulSwiglu,
+    ::testing::Values(GluCase{gguf::TensorType::F16, 5632, 2048}, GluCase{gguf::TensorType::Q8_0, 5632, 2048},
+                      GluCase{gguf::TensorType::Q4_0, 5632, 2048}, GluCase{gguf::TensorType::Q4_K, 5632, 2048},
+                      GluCase{gguf::TensorType::Q4_0, 40, 128}, GluCase{gguf::TensorType::Q8_0, 24, 128},
+                      GluCase{gguf::TensorType::Q4_K, 48, 256}, GluCase{gguf::TensorType::Q6_K, 88, 512}),
+    [](const auto& i) {
+      return std::string(gguf::type_name(static_cast<uint32_t>(i.param.t))) + "_" + std::to_string(i.param.f) +
+             "x" + std::to_string(i.param.cols);
+    });

@@ -26,6 +26,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 
 #include "mm/decode.cuh"
@@ -226,36 +227,49 @@ __device__ __forceinline__ void mmv_step(const MmArgs& a, int64_t s, const Raw<D
   }
 }
 
-// Warp `warp` of `nw` takes steps warp, warp + nw, ...; the next step's loads are issued
-// before the current step is computed.
-template <uint32_t T, int NT, bool kM1>
+// silu(g) * u with the operations of the SwiGLU kernel (ffn.cu) and ops.cpp: same bits.
+__device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
+
+// Warp `warp` of `nw` takes steps warp, warp + nw, ...; the loads of the next kDepth steps
+// are issued before the current step is computed (the same steps in the same order for
+// every depth: the sums do not depend on it).
+template <uint32_t T, int NT, bool kM1, int kDepth>
 __device__ __forceinline__ void mmv_loop(const MmArgs& a, const uint8_t* wa, const uint8_t* wb,
                                          int warp, int nw, int g, int t, const uint32_t* table,
                                          float (&acc)[NT][4]) {
   using D = Dec<T>;
   const int64_t nsteps = (a.cols + D::F.step - 1) / D::F.step;
   int64_t s = warp;
-  Raw<D> ca, cb;
-  if (s < nsteps) {
-    load_raw<D, true>(global_step<D>(wa, a.layout, s), t, ca);
-    load_raw<D, true>(global_step<D>(wb, a.layout, s), t, cb);
+  Raw<D> ca[kDepth], cb[kDepth];
+#pragma unroll
+  for (int d = 0; d < kDepth; ++d) {
+    if (s + d * nw < nsteps) {
+      load_raw<D, true>(global_step<D>(wa, a.layout, s + d * nw), t, ca[d]);
+      load_raw<D, true>(global_step<D>(wb, a.layout, s + d * nw), t, cb[d]);
+    }
   }
   pdl_wait();  // x and y belong to the previous kernel until here
   for (; s < nsteps; s += nw) {
     Raw<D> na, nb;
-    const int64_t sn = s + nw;
+    const int64_t sn = s + kDepth * nw;
     if (sn < nsteps) {
       load_raw<D, true>(global_step<D>(wa, a.layout, sn), t, na);
       load_raw<D, true>(global_step<D>(wb, a.layout, sn), t, nb);
     }
-    mmv_step<T, NT, kM1>(a, s, ca, cb, g, t, table, acc);
-    ca = na;
-    cb = nb;
+    mmv_step<T, NT, kM1>(a, s, ca[0], cb[0], g, t, table, acc);
+#pragma unroll
+    for (int d = 0; d + 1 < kDepth; ++d) {
+      ca[d] = ca[d + 1];
+      cb[d] = cb[d + 1];
+    }
+    ca[kDepth - 1] = na;
+    cb[kDepth - 1] = nb;
   }
 }
 
 // A block of nw warps (1..16, blockDim.x / 32) owns 16 weight rows.
-template <uint32_t T, int NT>
+// kDepth: steps in flight besides the current one (decode_depth).
+template <uint32_t T, int NT, int kDepth>
 __global__ void __launch_bounds__(kDecodeMaxWarps * 32) mmv_kernel(const MmArgs a) {
   using D = Dec<T>;
   extern __shared__ float red[];  // [nw][NT * 4][32] when nw > 1 (decode_smem)
@@ -271,9 +285,9 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) mmv_kernel(const MmArgs 
   const uint8_t* wb = a.w + min(r0 + g + 8, a.rows - 1) * a.row_bytes;
   float acc[NT][4] = {};
   if (NT == 1 && a.m == 1) {
-    mmv_loop<T, NT, true>(a, wa, wb, warp, nw, g, t, table, acc);
+    mmv_loop<T, NT, true, kDepth>(a, wa, wb, warp, nw, g, t, table, acc);
   } else {
-    mmv_loop<T, NT, false>(a, wa, wb, warp, nw, g, t, table, acc);
+    mmv_loop<T, NT, false, kDepth>(a, wa, wb, warp, nw, g, t, table, acc);
   }
   // The successor may launch once every block is past its loads: it then overlaps our tail
   // only. (Triggering at the start let it crowd big grids: Q4_K [32000, 2048] 27 -> 36 us.)
@@ -284,7 +298,20 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) mmv_kernel(const MmArgs 
     const int64_t n = nt * 8 + 2 * (l & 3) + (c & 1);
     if (row < a.rows && n < a.m) a.y[n * a.ldy + row] = v;
   };
+  // SwiGLU epilogue: fragment rows g (c = 0, 1) are gate row j = 8 * blockIdx.x + g, rows
+  // g + 8 (c = 2, 3) the matching up row.
+  auto store_glu = [&](int nt, int c, int l, float gate, float up) {
+    const int64_t j = int64_t(blockIdx.x) * 8 + (l >> 2);
+    const int64_t n = nt * 8 + 2 * (l & 3) + c;
+    if (2 * j < a.rows && n < a.m) a.y[n * a.ldy + j] = silu_mul(gate, up);
+  };
   if (nw == 1) {
+    if (a.swiglu) {
+#pragma unroll
+      for (int q = 0; q < NT * 2; ++q)
+        store_glu(q >> 1, q & 1, lane, acc[q >> 1][q & 1], acc[q >> 1][(q & 1) + 2]);
+      return;
+    }
 #pragma unroll
     for (int q = 0; q < NT * 4; ++q) store(q, lane, acc[q >> 2][q & 3]);
     return;
@@ -293,6 +320,19 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) mmv_kernel(const MmArgs 
 #pragma unroll
   for (int q = 0; q < NT * 4; ++q) red[warp * kPerWarp + q * 32 + lane] = acc[q >> 2][q & 3];
   __syncthreads();
+  if (a.swiglu) {  // the same sums in the same order as below, gate and up in one thread
+    for (int i = threadIdx.x; i < NT * 2 * 32; i += blockDim.x) {
+      const int nt = i >> 6, c = (i >> 5) & 1, l = i & 31;
+      const int qg = nt * 4 + c, qu = qg + 2;
+      float vg = 0.f, vu = 0.f;
+      for (int w = 0; w < nw; ++w) {
+        vg += red[w * kPerWarp + qg * 32 + l];
+        vu += red[w * kPerWarp + qu * 32 + l];
+      }
+      store_glu(nt, c, l, vg, vu);
+    }
+    return;
+  }
   for (int i = threadIdx.x; i < kPerWarp; i += blockDim.x) {
     float v = 0.f;
     for (int w = 0; w < nw; ++w) v += red[w * kPerWarp + i];
@@ -300,7 +340,17 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) mmv_kernel(const MmArgs 
   }
 }
 
-// Dynamic shared memory of mmv_kernel<T, nt> with nw warps.
+// Float weights (F16, BF16, F32) move 16 bytes a lane and row per step, a quarter of a
+// Q8_0 step: for m > 1 they keep two steps in flight besides the current one
+// (SHIMMY_CUDA_MM_DEPTH=1 keeps one, A/B timing). m = 1 keeps one (two were slower:
+// F16 tg128 768 -> 688 tok/s), and decode_warps takes the depth-1 kernels' occupancy for
+// every m, so the steps and the order of the sums stay the same for every m.
+template <uint32_t T>
+constexpr int decode_depth() {
+  return Dec<T>::kScale ? 1 : 2;
+}
+
+// Dynamic shared memory of mmv_kernel<T, nt, depth> with nw warps.
 constexpr size_t decode_smem(int nt, int nw) { return nw > 1 ? size_t(nw) * nt * 4 * 32 * 4 : 0; }
 
 // ---- prompt ---------------------------------------------------------------------------
@@ -481,6 +531,8 @@ struct Launcher {
     int prompt_per_sm = 0;          // resident prompt blocks per SM
     int decode_per_sm[2][5] = {};   // resident decode blocks per SM for NT 1, 2 and 1..16 warps
     bool pdl = false;               // programmatic dependent launch (compute capability >= 9)
+    bool strict_warps = false;      // decode_warps from both NT kernels' occupancy
+    bool shallow = false;           // SHIMMY_CUDA_MM_DEPTH=1: depth 1 for every type
   };
   static constexpr int kMaxDevices = 64;
   static inline DeviceInfo info[kMaxDevices];
@@ -507,6 +559,8 @@ struct Launcher {
       return e;
     const char* pdl = std::getenv("SHIMMY_CUDA_MM_PDL");  // "0" turns it off (A/B timing)
     d.pdl = major >= 9 && !(pdl && pdl[0] == '0');
+    const char* sw = std::getenv("SHIMMY_CUDA_MM_WARPS");
+    d.strict_warps = sw && std::strcmp(sw, "strict") == 0;
     if ((e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev)) !=
         cudaSuccess)
       return e;
@@ -521,8 +575,10 @@ struct Launcher {
         cudaSuccess)
       return e;
     if (d.prompt_per_sm == 0) return cudaErrorInvalidConfiguration;
-    const void* decode[2] = {reinterpret_cast<const void*>(&mmv_kernel<T, 1>),
-                             reinterpret_cast<const void*>(&mmv_kernel<T, 2>)};
+    const char* dp = std::getenv("SHIMMY_CUDA_MM_DEPTH");
+    d.shallow = decode_depth<T>() > 1 && dp && dp[0] == '1';
+    const void* decode[2] = {reinterpret_cast<const void*>(&mmv_kernel<T, 1, 1>),
+                             reinterpret_cast<const void*>(&mmv_kernel<T, 2, 1>)};
     for (int i = 0; i < 2; ++i)
       for (int k = 0; k < 5; ++k)
         if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
@@ -541,7 +597,10 @@ struct Launcher {
     const int64_t nsteps = (cols + Dec<T>::F.step - 1) / Dec<T>::F.step;
     for (int k = 4; k > 0; --k) {
       const int w = 1 << k;
-      const int per_sm = d.decode_per_sm[0][k];  // m <= 8 sets it; m > 8 uses the same
+      // m <= 8 sets it; m > 8 uses the same (SHIMMY_CUDA_MM_WARPS=strict: the smaller of
+      // the two kernels' occupancies, A/B timing of m = 16 in one wave)
+      const int per_sm = d.strict_warps ? std::min(d.decode_per_sm[0][k], d.decode_per_sm[1][k])
+                                        : d.decode_per_sm[0][k];
       if (w <= nsteps && tiles <= int64_t(d.sms) * per_sm) return w;
     }
     return 1;
@@ -561,10 +620,13 @@ struct Launcher {
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
     cfg.numAttrs = d.pdl ? 1 : 0;
-    if (nt == 1) {
-      cudaLaunchKernelEx(&cfg, mmv_kernel<T, 1>, a);
+    constexpr int kD = decode_depth<T>();
+    if (nt == 1 && (a.m == 1 || d.shallow)) {
+      cudaLaunchKernelEx(&cfg, mmv_kernel<T, 1, 1>, a);
+    } else if (nt == 1) {
+      cudaLaunchKernelEx(&cfg, mmv_kernel<T, 1, kD>, a);
     } else {
-      cudaLaunchKernelEx(&cfg, mmv_kernel<T, 2>, a);
+      cudaLaunchKernelEx(&cfg, d.shallow ? mmv_kernel<T, 2, 1> : mmv_kernel<T, 2, kD>, a);
     }
   }
 

@@ -190,4 +190,25 @@ void matmul(const DeviceWeight& w, const float* x, int64_t m, float* y, int64_t 
   ops->prompt(a, x16, part, s);
 }
 
+bool matmul_swiglu(const DeviceWeight& w, const float* x, int64_t m, float* y, int64_t ldy,
+                   cudaStream_t s) {
+  const mm::TypeOps* ops = ops_for(w.type);
+  const mm::Format* f = mm::format_of(w.type);
+  static_assert(kSwigluMaxM == mm::kDecodeMaxM);
+  if (m <= 0 || m > kSwigluMaxM || !ops || !f || w.rows % 16 != 0) return false;
+  mm::MmArgs a;
+  a.w = static_cast<const uint8_t*>(w.data);
+  a.row_bytes = int64_t(w.row_bytes);
+  a.rows = w.rows;
+  a.cols = w.cols;
+  a.layout = mm::row_layout(*f, w.cols);
+  a.x = x;
+  a.m = m;
+  a.y = y;
+  a.ldy = ldy;
+  a.swiglu = true;
+  ops->decode(a, s);
+  return true;
+}
+
 }  // namespace shimmy::cuda

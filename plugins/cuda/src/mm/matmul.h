@@ -53,4 +53,19 @@ size_t matmul_workspace_bytes(const DeviceWeight& w, int64_t max_m);
 void matmul(const DeviceWeight& w, const float* x, int64_t m, float* y, int64_t ldy, void* ws,
             cudaStream_t s);
 
+// Gate/up product with SwiGLU, m <= 16 (decode): w is a stacked gate/up weight of 2f rows
+// (f % 8 == 0) interleaved by 8, rows 16b..16b+7 = gate rows 8b..8b+7 and rows
+// 16b+8..16b+15 = up rows 8b..8b+7 (interleave_rows8 gives that order); y[i][j] =
+// silu(gate_j . x_i) * (up_j . x_i) for j < f: the same bits as matmul followed by the
+// SwiGLU kernel. Returns false (and launches nothing) when m > 16 or the shape does not fit.
+inline constexpr int64_t kSwigluMaxM = 16;
+bool matmul_swiglu(const DeviceWeight& w, const float* x, int64_t m, float* y, int64_t ldy,
+                   cudaStream_t s);
+
+// Row order of that interleave: device row r holds source row interleave_src_row(r, f) of
+// [gate; up] (2f rows).
+inline int64_t interleave_src_row(int64_t r, int64_t f) {
+  return (r & 8) ? f + (r >> 4) * 8 + (r & 7) : (r >> 4) * 8 + (r & 7);
+}
+
 }  // namespace shimmy::cuda

@@ -22,6 +22,9 @@ struct MmArgs {
   int64_t m = 0;
   float* y = nullptr;  // [m, ldy]
   int64_t ldy = 0;
+  // Decode only: rows are gate/up interleaved by 8 (matmul.h matmul_swiglu) and y receives
+  // silu(gate) * up, rows / 2 values per x row.
+  bool swiglu = false;
 };
 
 struct TypeOps {
