@@ -40,25 +40,25 @@ extern "C" {
 /* ---- probing ------------------------------------------------------------------------ */
 
 typedef struct ShimmyDeviceInfo {
-  char name[128];          /* "NVIDIA H100 80GB HBM3" */
+  char name[128];             /* "NVIDIA H100 80GB HBM3" */
   int32_t cc_major, cc_minor; /* compute capability (0 if not applicable) */
-  uint64_t free_bytes;     /* free device memory now */
+  uint64_t free_bytes;        /* free device memory now */
   uint64_t total_bytes;
   double mem_bandwidth_gbs; /* theoretical peak if known, else 0 */
 } ShimmyDeviceInfo;
 
 typedef struct ShimmyProbe {
-  int32_t n_devices;       /* 0 when unusable; then `reason` says why */
+  int32_t n_devices; /* 0 when unusable; then `reason` says why */
   ShimmyDeviceInfo devices[SHIMMY_MAX_DEVICES];
-  char reason[512];        /* why no device is usable ("libcuda.so.1 not found: ...") */
-  char runtime[128];       /* "CUDA driver 13.0, plugin built for 13.0" (informational) */
+  char reason[512];  /* why no device is usable ("libcuda.so.1 not found: ...") */
+  char runtime[128]; /* "CUDA driver 13.0, plugin built for 13.0" (informational) */
 } ShimmyProbe;
 
 /* ---- the model slice a device runs -------------------------------------------------- */
 
 typedef struct ShimmyTensor {
-  const void* data;  /* host pointer (into the memory map); NULL when absent */
-  uint32_t type;     /* ggml type id (gguf/types.h) */
+  const void* data; /* host pointer (into the memory map); NULL when absent */
+  uint32_t type;    /* ggml type id (gguf/types.h) */
   int64_t rows, cols;
   uint64_t row_bytes;
 } ShimmyTensor;
@@ -87,20 +87,20 @@ typedef struct ShimmyModelDesc {
   ShimmyTensor output_norm, output;
 
   /* sizes the context must serve without further allocation */
-  int32_t kv_type;     /* SHIMMY_KV_* */
-  int64_t max_ctx;     /* positions per sequence */
-  int64_t max_seqs;    /* sequence slots (0 .. max_seqs-1) */
-  int64_t max_batch;   /* tokens per eval */
+  int32_t kv_type;   /* SHIMMY_KV_* */
+  int64_t max_ctx;   /* positions per sequence */
+  int64_t max_seqs;  /* sequence slots (0 .. max_seqs-1) */
+  int64_t max_batch; /* tokens per eval */
 } ShimmyModelDesc;
 
 /* ---- one evaluation ------------------------------------------------------------------ */
 
 typedef struct ShimmyBatch {
   int64_t n_tokens;
-  const int32_t* seq;    /* [n_tokens] sequence slot of each token */
-  const int32_t* pos;    /* [n_tokens] position; the slot's cache holds 0..pos-1 already */
-  const float* rope_cs;  /* [n_tokens][n_rot] cos,sin pairs per rotated pair (ops.h
-                            rope_cos_sin), so every backend rotates identically */
+  const int32_t* seq;     /* [n_tokens] sequence slot of each token */
+  const int32_t* pos;     /* [n_tokens] position; the slot's cache holds 0..pos-1 already */
+  const float* rope_cs;   /* [n_tokens][n_rot] cos,sin pairs per rotated pair (ops.h
+                             rope_cos_sin), so every backend rotates identically */
   const float* hidden_in; /* [n_tokens][n_embd] f32, host memory */
   /* Output: with has_output, logits [n_out][n_vocab] of the tokens whose `want_logits`
      is non-zero, in batch order; otherwise hidden states [n_tokens][n_embd]. */
@@ -110,9 +110,9 @@ typedef struct ShimmyBatch {
 
 /* Memory a model slice would take on a device, for the placement planner. */
 typedef struct ShimmySliceBytes {
-  uint64_t weights;  /* device copies of the slice's tensors (after any repacking) */
-  uint64_t kv;       /* KV cache for max_ctx * max_seqs */
-  uint64_t scratch;  /* activations, workspace, graphs */
+  uint64_t weights; /* device copies of the slice's tensors (after any repacking) */
+  uint64_t kv;      /* KV cache for max_ctx * max_seqs */
+  uint64_t scratch; /* activations, workspace, graphs */
 } ShimmySliceBytes;
 
 typedef struct ShimmyContext ShimmyContext; /* opaque, owned by the plugin */
@@ -135,16 +135,15 @@ typedef struct ShimmyBackendApi {
 
   /* Uploads the slice's weights, allocates its KV cache and scratch. The host tensors may
      be released by the core after this returns. */
-  int32_t (*create)(int32_t device, const ShimmyModelDesc* desc, ShimmyContext** out,
-                    char* err, size_t err_len);
+  int32_t (*create)(int32_t device, const ShimmyModelDesc* desc, ShimmyContext** out, char* err,
+                    size_t err_len);
   void (*destroy)(ShimmyContext* ctx);
 
   /* Runs the slice's layers (and head) over a batch. */
   int32_t (*eval)(ShimmyContext* ctx, const ShimmyBatch* batch, char* err, size_t err_len);
 
   /* Forgets positions >= pos of a sequence slot (pos 0 clears it). */
-  int32_t (*seq_truncate)(ShimmyContext* ctx, int32_t seq, int64_t pos, char* err,
-                          size_t err_len);
+  int32_t (*seq_truncate)(ShimmyContext* ctx, int32_t seq, int64_t pos, char* err, size_t err_len);
 } ShimmyBackendApi;
 
 typedef const ShimmyBackendApi* (*ShimmyBackendEntryFn)(uint32_t core_abi_version);

@@ -40,10 +40,12 @@ int complete(engine::Session& s, const tokenizer::Tokenizer& tok, const std::str
     std::printf("\n");
   }
   if (verbose) {
-    std::fprintf(stderr, "prompt: %zu tokens in %.3f s (%.1f tok/s); generated %zu tokens in %.3f s (%.1f tok/s)\n",
-                 r->prompt_tokens.size(), r->prompt_seconds,
-                 r->prompt_tokens.size() / std::max(1e-9, r->prompt_seconds), r->tokens.size(),
-                 r->gen_seconds, r->tokens.size() / std::max(1e-9, r->gen_seconds));
+    std::fprintf(
+        stderr,
+        "prompt: %zu tokens in %.3f s (%.1f tok/s); generated %zu tokens in %.3f s (%.1f tok/s)\n",
+        r->prompt_tokens.size(), r->prompt_seconds,
+        r->prompt_tokens.size() / std::max(1e-9, r->prompt_seconds), r->tokens.size(),
+        r->gen_seconds, r->tokens.size() / std::max(1e-9, r->gen_seconds));
   }
   return 0;
 }
@@ -59,7 +61,8 @@ int cmd_run(int argc, char** argv) {
   add_model_options(app, mo);
   add_sampling_options(app, g.sampling);
   auto* p = app.add_option("-p,--prompt", prompt, "the prompt (none: interactive)");
-  app.add_option("-n,--n-predict", g.n_predict, "tokens to generate (-1: until the context is full)")
+  app.add_option("-n,--n-predict", g.n_predict,
+                 "tokens to generate (-1: until the context is full)")
       ->envname("SHIMMY_N_PREDICT");
   app.add_option("--stop", g.stop, "stop string (repeatable)");
   app.add_flag("--json", json, "print one JSON object at the end instead of streaming");

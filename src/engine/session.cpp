@@ -6,10 +6,14 @@ namespace shimmy::engine {
 
 const char* stop_reason_name(StopReason r) {
   switch (r) {
-    case StopReason::Eog: return "stop";
-    case StopReason::StopString: return "stop";
-    case StopReason::Length: return "length";
-    case StopReason::Context: return "length";
+    case StopReason::Eog:
+      return "stop";
+    case StopReason::StopString:
+      return "stop";
+    case StopReason::Length:
+      return "length";
+    case StopReason::Context:
+      return "length";
   }
   return "stop";
 }
@@ -48,8 +52,8 @@ Result<GenerateResult> Session::generate(const std::vector<int32_t>& prompt,
       bt_[static_cast<size_t>(i - b)] = {prompt[static_cast<size_t>(i)], static_cast<int32_t>(i),
                                          &cache_, i == n - 1};
     }
-    Status st = fwd_.eval(std::span<const model::BatchToken>(bt_.data(), static_cast<size_t>(e - b)),
-                          logits_.data());
+    Status st = fwd_.eval(
+        std::span<const model::BatchToken>(bt_.data(), static_cast<size_t>(e - b)), logits_.data());
     if (!st) return st.error();
   }
   auto t1 = clock::now();

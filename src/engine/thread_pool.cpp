@@ -52,8 +52,10 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   // The other chunks are running: spin (cheaper than a wake-up), but yield the core
   // when it takes long, so an oversubscribed machine lets the workers finish.
   for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
-    if (spin < 4000) __builtin_ia32_pause();
-    else std::this_thread::yield();
+    if (spin < 4000)
+      __builtin_ia32_pause();
+    else
+      std::this_thread::yield();
   }
 }
 
@@ -63,8 +65,10 @@ void ThreadPool::worker(int index) {
     // Spin a little for the next job, then sleep.
     uint64_t g = generation_.load(std::memory_order_acquire);
     for (int spin = 0; g == seen && spin < 20000; ++spin) {
-      if (spin < 4000) __builtin_ia32_pause();
-      else std::this_thread::yield();
+      if (spin < 4000)
+        __builtin_ia32_pause();
+      else
+        std::this_thread::yield();
       g = generation_.load(std::memory_order_acquire);
     }
     if (g == seen) {

@@ -77,7 +77,8 @@ Forward::Forward(const Model& m, int64_t max_batch, int64_t max_ctx, engine::Thr
   };
   consider(m.output);
   for (const auto& L : m.layers) {
-    for (const Weight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) consider(*w);
+    for (const Weight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
+      consider(*w);
   }
   act_.resize(static_cast<size_t>(B) * act_row + 64);
 
@@ -125,8 +126,8 @@ void Forward::matmul(const Weight& w, const float* x, int64_t m, float* y) {
     for (int64_t c = j.next.fetch_add(1, std::memory_order_relaxed); c < j.n_chunks;
          c = j.next.fetch_add(1, std::memory_order_relaxed)) {
       const int64_t r0 = c * j.chunk, r1 = std::min(j.w.rows, r0 + j.chunk);
-      quant::matmul_rows(j.k, j.w.cols, j.w.data, j.w.row_bytes, j.act, j.arow, j.m, j.y,
-                         j.w.rows, r0, r1);
+      quant::matmul_rows(j.k, j.w.cols, j.w.data, j.w.row_bytes, j.act, j.arow, j.m, j.y, j.w.rows,
+                         r0, r1);
     }
   });
 }
@@ -177,8 +178,8 @@ Status Forward::eval(std::span<const BatchToken> batch, float* out) {
     return make_error("batch of " + std::to_string(n) + " tokens exceeds the maximum " +
                       std::to_string(max_batch_));
   }
-  const int64_t E = c_.n_embd, H = c_.n_head, hd = c_.head_dim, Q = H * hd,
-                KVH = c_.n_head_kv, KV = KVH * hd, F = c_.n_ff;
+  const int64_t E = c_.n_embd, H = c_.n_head, hd = c_.head_dim, Q = H * hd, KVH = c_.n_head_kv,
+                KV = KVH * hd, F = c_.n_ff;
   for (const auto& bt : batch) {
     if (bt.token < 0 || bt.token >= c_.n_vocab) {
       return make_error("token id " + std::to_string(bt.token) + " is outside the vocabulary (0.." +
@@ -228,8 +229,10 @@ Status Forward::eval(std::span<const BatchToken> batch, float* out) {
           cpu::add_inplace(v, L.bv.f32(), KV);
         }
         if (L.q_norm) {
-          for (int64_t h = 0; h < H; ++h) cpu::rms_norm(q + h * hd, L.q_norm.f32(), q + h * hd, hd, c_.rms_eps);
-          for (int64_t h = 0; h < KVH; ++h) cpu::rms_norm(k + h * hd, L.k_norm.f32(), k + h * hd, hd, c_.rms_eps);
+          for (int64_t h = 0; h < H; ++h)
+            cpu::rms_norm(q + h * hd, L.q_norm.f32(), q + h * hd, hd, c_.rms_eps);
+          for (int64_t h = 0; h < KVH; ++h)
+            cpu::rms_norm(k + h * hd, L.k_norm.f32(), k + h * hd, hd, c_.rms_eps);
         }
         const float* cs = cs_.data() + i * c_.n_rot;
         cpu::rope_apply(rope_, cs, q, H, hd);

@@ -127,7 +127,7 @@ class Forward {
   std::vector<float> y_;            // [max_batch, n_embd] a stage's output hidden states
   std::vector<int32_t> seq_, pos_;  // [max_batch] a stage batch's slots and positions
   std::vector<uint8_t> want_;       // [max_batch] rows that want logits
-  std::vector<uint8_t> act_;  // quantized activations, [m] rows of the largest act row
+  std::vector<uint8_t> act_;        // quantized activations, [m] rows of the largest act row
 };
 
 }  // namespace shimmy::model

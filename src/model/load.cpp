@@ -16,8 +16,8 @@ std::string shape_str(const std::vector<uint64_t>& s) {
 Status read_config(const gguf::File& f, Config& c) {
   c.arch = f.get_string("general.architecture").value_or("");
   if (c.arch != "llama" && c.arch != "qwen2" && c.arch != "qwen3") {
-    return make_error(f.path() + ": architecture '" + c.arch + "' is not supported (supported: " +
-                      supported_architectures() + ")");
+    return make_error(f.path() + ": architecture '" + c.arch +
+                      "' is not supported (supported: " + supported_architectures() + ")");
   }
   const std::string a = c.arch + ".";
   auto need = [&](const std::string& key, int64_t& out) -> Status {
@@ -37,15 +37,18 @@ Status read_config(const gguf::File& f, Config& c) {
   }
   c.n_head_kv = static_cast<int64_t>(f.get_uint(a + "attention.head_count_kv").value_or(c.n_head));
   c.n_ctx_train = static_cast<int64_t>(f.get_uint(a + "context_length").value_or(2048));
-  c.head_dim = static_cast<int64_t>(f.get_uint(a + "attention.key_length").value_or(c.n_embd / c.n_head));
+  c.head_dim =
+      static_cast<int64_t>(f.get_uint(a + "attention.key_length").value_or(c.n_embd / c.n_head));
   c.n_rot = static_cast<int64_t>(f.get_uint(a + "rope.dimension_count").value_or(c.head_dim));
   if (c.n_head_kv == 0 || c.n_head % c.n_head_kv != 0 || c.head_dim == 0 || c.head_dim % 2 ||
       c.n_rot > c.head_dim || c.n_rot % 2) {
-    return make_error(f.path() + ": inconsistent attention shape (heads " + std::to_string(c.n_head) +
-                      ", KV heads " + std::to_string(c.n_head_kv) + ", head size " +
-                      std::to_string(c.head_dim) + ", rope dims " + std::to_string(c.n_rot) + ")");
+    return make_error(f.path() + ": inconsistent attention shape (heads " +
+                      std::to_string(c.n_head) + ", KV heads " + std::to_string(c.n_head_kv) +
+                      ", head size " + std::to_string(c.head_dim) + ", rope dims " +
+                      std::to_string(c.n_rot) + ")");
   }
-  c.rms_eps = static_cast<float>(f.get_float(a + "attention.layer_norm_rms_epsilon").value_or(1e-5));
+  c.rms_eps =
+      static_cast<float>(f.get_float(a + "attention.layer_norm_rms_epsilon").value_or(1e-5));
   c.rope_base = static_cast<float>(f.get_float(a + "rope.freq_base").value_or(10000.0));
   c.rope_type = c.arch == "llama" ? RopeType::Normal : RopeType::NeoX;
   std::string scaling = f.get_string(a + "rope.scaling.type").value_or("none");
@@ -56,8 +59,8 @@ Status read_config(const gguf::File& f, Config& c) {
   } else if (scaling == "yarn" && factor > 0) {
     c.rope_scaling = RopeScaling::Yarn;
     c.rope_scale = static_cast<float>(factor);
-    c.yarn_orig_ctx =
-        static_cast<int64_t>(f.get_uint(a + "rope.scaling.original_context_length").value_or(c.n_ctx_train));
+    c.yarn_orig_ctx = static_cast<int64_t>(
+        f.get_uint(a + "rope.scaling.original_context_length").value_or(c.n_ctx_train));
   } else if (scaling != "none" && scaling != "") {
     return make_error(f.path() + ": rope scaling '" + scaling + "' is not supported");
   }
@@ -112,7 +115,9 @@ struct Binder {
 
 }  // namespace
 
-const char* supported_architectures() { return "llama (Llama 1/2/3, Mistral, TinyLlama, SmolLM), qwen2, qwen3"; }
+const char* supported_architectures() {
+  return "llama (Llama 1/2/3, Mistral, TinyLlama, SmolLM), qwen2, qwen3";
+}
 
 Result<std::unique_ptr<Model>> load_model(const std::string& path, bool pack) {
   auto f = gguf::File::open(path);

@@ -26,8 +26,8 @@ enum class RopeScaling { None, Linear, Yarn };
 
 struct Config {
   std::string arch;  // "llama", "qwen2", "qwen3"
-  int64_t n_vocab = 0, n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0, head_dim = 0,
-          n_ff = 0, n_ctx_train = 0, n_rot = 0;
+  int64_t n_vocab = 0, n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0, head_dim = 0, n_ff = 0,
+          n_ctx_train = 0, n_rot = 0;
   float rms_eps = 1e-5f;
   float rope_base = 10000.0f;
   RopeType rope_type = RopeType::Normal;

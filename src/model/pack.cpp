@@ -54,7 +54,8 @@ void pack_cpu_weights(Model& m, int64_t n_layers, bool output) {
   if (todo.empty()) return;
   constexpr size_t kAlign = 64, kHuge = size_t(2) << 20;
   size_t total = 0;
-  for (const Weight* w : todo) total += (size_t(w->rows) * w->row_bytes + kAlign - 1) & ~(kAlign - 1);
+  for (const Weight* w : todo)
+    total += (size_t(w->rows) * w->row_bytes + kAlign - 1) & ~(kAlign - 1);
   total = (total + kHuge - 1) & ~(kHuge - 1);
   auto* base = static_cast<uint8_t*>(std::aligned_alloc(kHuge, total));
   if (!base) throw std::bad_alloc();

@@ -66,7 +66,8 @@ TEST_P(Conformance, MatchesReference) {
     model::KvCache cache(c, ctx);
     model::Forward fwd(**m, n, ctx, pool);
     std::vector<model::BatchToken> batch(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) batch[i] = {ref_tokens[i], static_cast<int32_t>(i), &cache, true};
+    for (int64_t i = 0; i < n; ++i)
+      batch[i] = {ref_tokens[i], static_cast<int32_t>(i), &cache, true};
     std::vector<float> logits(static_cast<size_t>(n * c.n_vocab));
     ASSERT_TRUE(fwd.eval(batch, logits.data()).ok());
 
@@ -89,7 +90,8 @@ TEST_P(Conformance, MatchesReference) {
         ++top1_considered;
         top1_agree += agree;
       }
-      if (margin > 1.0) EXPECT_TRUE(agree) << "top-1 differs at position " << i << " (margin " << margin << ")";
+      if (margin > 1.0)
+        EXPECT_TRUE(agree) << "top-1 differs at position " << i << " (margin " << margin << ")";
     }
 
     // Greedy continuation, one token per step on the same cache.
@@ -114,9 +116,10 @@ TEST_P(Conformance, MatchesReference) {
   mean /= static_cast<double>(diffs.size());
   const double p99 = diffs[static_cast<size_t>(0.99 * static_cast<double>(diffs.size() - 1))];
   const double agree = top1_considered ? static_cast<double>(top1_agree) / top1_considered : 1.0;
-  std::printf("[conformance] %-20s mean %.5f (max %.4f)  p99 %.5f (max %.4f)  top1 %.4f (min %.4f)\n",
-              name.c_str(), mean, thr["mean_abs_dlogprob_max"].get<double>(), p99,
-              thr["p99_abs_dlogprob_max"].get<double>(), agree, thr["top1_agreement_min"].get<double>());
+  std::printf(
+      "[conformance] %-20s mean %.5f (max %.4f)  p99 %.5f (max %.4f)  top1 %.4f (min %.4f)\n",
+      name.c_str(), mean, thr["mean_abs_dlogprob_max"].get<double>(), p99,
+      thr["p99_abs_dlogprob_max"].get<double>(), agree, thr["top1_agreement_min"].get<double>());
   EXPECT_LE(mean, thr["mean_abs_dlogprob_max"].get<double>());
   EXPECT_LE(p99, thr["p99_abs_dlogprob_max"].get<double>());
   EXPECT_GE(agree, thr["top1_agreement_min"].get<double>());

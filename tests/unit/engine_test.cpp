@@ -14,8 +14,8 @@ using namespace shimmy;
 
 namespace {
 
-std::vector<int32_t> greedy_alone(const model::Model& m, engine::ThreadPool& pool,
-                                  int32_t first, int steps) {
+std::vector<int32_t> greedy_alone(const model::Model& m, engine::ThreadPool& pool, int32_t first,
+                                  int steps) {
   model::KvCache cache(m.cfg, 64);
   model::Forward fwd(m, 1, 64, pool);
   std::vector<float> logits(static_cast<size_t>(m.cfg.n_vocab));
@@ -23,7 +23,8 @@ std::vector<int32_t> greedy_alone(const model::Model& m, engine::ThreadPool& poo
   model::BatchToken bt{first, 0, &cache, true};
   for (int s = 0; s < steps; ++s) {
     EXPECT_TRUE(fwd.eval(std::span<const model::BatchToken>(&bt, 1), logits.data()).ok());
-    bt.token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    bt.token =
+        static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
     bt.pos++;
     out.push_back(bt.token);
   }
@@ -75,8 +76,8 @@ TEST(Engine, StoriesGoldenText) {
 TEST(Engine, RunJsonAndSeeds) {
   auto run = [](const std::string& seed) {
     return test::run_process({test::shimmy_bin(), "run", "-m", test::model_path("stories260K.gguf"),
-                              "-p", "Once upon a time", "-n", "16", "--temp", "1.0", "--seed",
-                              seed, "--json"});
+                              "-p", "Once upon a time", "-n", "16", "--temp", "1.0", "--seed", seed,
+                              "--json"});
   };
   auto a = run("7"), b = run("7"), c = run("8");
   ASSERT_EQ(a.exit_code, 0) << a.err;
@@ -86,8 +87,8 @@ TEST(Engine, RunJsonAndSeeds) {
 }
 
 TEST(Engine, LogitsCliMatchesTheReferenceShape) {
-  auto r = test::run_process({test::shimmy_bin(), "logits", "-m", test::model_path("t-llama-Q8_0.gguf"),
-                              "--top", "5", "--json"},
+  auto r = test::run_process({test::shimmy_bin(), "logits", "-m",
+                              test::model_path("t-llama-Q8_0.gguf"), "--top", "5", "--json"},
                              "Once upon a time");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.rfind("{\"positions\":[{\"lse\":", 0), 0u) << r.out.substr(0, 100);
@@ -103,7 +104,9 @@ TEST(Engine, ClearErrors) {
     ASSERT_TRUE(w.write(dir + "/mamba.gguf").ok());
     auto r = test::run_process({test::shimmy_bin(), "run", "-m", dir + "/mamba.gguf", "-p", "x"});
     EXPECT_EQ(r.exit_code, 1);
-    EXPECT_NE(r.err.find("architecture 'mamba' is not supported (supported: llama"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("architecture 'mamba' is not supported (supported: llama"),
+              std::string::npos)
+        << r.err;
   }
   // A missing tensor: stories260K without blk.3.ffn_up.weight.
   {
@@ -112,29 +115,33 @@ TEST(Engine, ClearErrors) {
     gguf::Writer w;
     for (const auto& kv : f->metadata()) w.set(kv.key, kv.value);
     for (const auto& t : f->tensors()) {
-      if (t.name != "blk.3.ffn_up.weight") ASSERT_TRUE(w.add_tensor_view(t.name, t.type, t.shape, t.data, t.n_bytes).ok());
+      if (t.name != "blk.3.ffn_up.weight")
+        ASSERT_TRUE(w.add_tensor_view(t.name, t.type, t.shape, t.data, t.n_bytes).ok());
     }
     ASSERT_TRUE(w.write(dir + "/missing.gguf").ok());
     auto r = test::run_process({test::shimmy_bin(), "run", "-m", dir + "/missing.gguf", "-p", "x"});
     EXPECT_EQ(r.exit_code, 1);
-    EXPECT_NE(r.err.find("tensor 'blk.3.ffn_up.weight' is missing (expected shape [64, 172])"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("tensor 'blk.3.ffn_up.weight' is missing (expected shape [64, 172])"),
+              std::string::npos)
+        << r.err;
   }
   // A prompt longer than the context.
   {
     std::string prompt;
     for (int i = 0; i < 200; ++i) prompt += "Once upon a time ";
-    auto r = test::run_process({test::shimmy_bin(), "run", "-m", test::model_path("stories260K.gguf"),
-                                "-c", "64", "-p", prompt});
+    auto r = test::run_process({test::shimmy_bin(), "run", "-m",
+                                test::model_path("stories260K.gguf"), "-c", "64", "-p", prompt});
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.err.find("but the context holds 64"), std::string::npos) << r.err;
-    auto l = test::run_process({test::shimmy_bin(), "logits", "-m", test::model_path("stories260K.gguf"),
-                                "-c", "64"}, prompt);
+    auto l = test::run_process(
+        {test::shimmy_bin(), "logits", "-m", test::model_path("stories260K.gguf"), "-c", "64"},
+        prompt);
     EXPECT_EQ(l.exit_code, 1);
     EXPECT_NE(l.err.find("longer than the context of 64"), std::string::npos) << l.err;
   }
   // Bad flags are usage errors.
-  auto bad = test::run_process({test::shimmy_bin(), "run", "-m", test::model_path("stories260K.gguf"),
-                                "--temp", "abc"});
+  auto bad = test::run_process(
+      {test::shimmy_bin(), "run", "-m", test::model_path("stories260K.gguf"), "--temp", "abc"});
   EXPECT_EQ(bad.exit_code, 2);
   std::filesystem::remove_all(dir);
 }

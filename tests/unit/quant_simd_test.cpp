@@ -267,9 +267,9 @@ TEST(QuantPacked, EqualsScalarVecDotBitExact) {
             for (int64_t i = 0; i < m; ++i)
               for (int64_t r = 0; r < ldo; ++r) {
                 const bool inside = r >= 8 && r < rows;
-                const float ref = inside ? ks->vec_dot(n, W.data() + size_t(r) * ws,
-                                                       A.data() + size_t(i) * as)
-                                         : -1.f;
+                const float ref =
+                    inside ? ks->vec_dot(n, W.data() + size_t(r) * ws, A.data() + size_t(i) * as)
+                           : -1.f;
                 ASSERT_EQ(f32_to_bits(out[size_t(i * ldo + r)]), f32_to_bits(ref))
                     << "n=" << n << " m=" << m << " i=" << i << " r=" << r;
               }
@@ -296,7 +296,8 @@ TEST(QuantPacked, F16IsOneFmaChainPerPair) {
     for (int64_t m : {1, 2, 5, 6, 7, 13}) {
       const auto x = gaussian(m * n, uint32_t(400 + m));
       std::vector<uint8_t> A(as * size_t(m));
-      for (int64_t i = 0; i < m; ++i) k->quantize_act(x.data() + i * n, A.data() + size_t(i) * as, n);
+      for (int64_t i = 0; i < m; ++i)
+        k->quantize_act(x.data() + i * n, A.data() + size_t(i) * as, n);
       const int64_t ldo = rows + 2;
       std::vector<float> out(size_t(m * ldo), -1.f);
       matmul_rows(*k->packed, n, P.data(), ws, A.data(), as, m, out.data(), ldo, 0, 16);

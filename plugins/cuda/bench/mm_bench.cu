@@ -29,14 +29,13 @@ namespace {
 
 using shimmy::gguf::TensorType;
 
-#define CHECK(expr)                                                                   \
-  do {                                                                                \
-    const cudaError_t e_ = (expr);                                                    \
-    if (e_ != cudaSuccess) {                                                          \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #expr,              \
-                   cudaGetErrorString(e_));                                           \
-      std::exit(1);                                                                   \
-    }                                                                                 \
+#define CHECK(expr)                                                                               \
+  do {                                                                                            \
+    const cudaError_t e_ = (expr);                                                                \
+    if (e_ != cudaSuccess) {                                                                      \
+      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #expr, cudaGetErrorString(e_)); \
+      std::exit(1);                                                                               \
+    }                                                                                             \
   } while (0)
 
 // Median milliseconds of one replay of `graph` (after one warm-up replay).
@@ -119,7 +118,8 @@ void make_weight(TensorType type, int64_t rows, int64_t cols, size_t min_total, 
   std::vector<float> src(static_cast<size_t>(cols));
   for (int64_t r = 0; r < pool; ++r) {
     for (auto& v : src) v = nd(rng);
-    if (!shimmy::quant::quantize_row(type, src.data(), pool_bytes.data() + size_t(r) * rb, cols).ok()) {
+    if (!shimmy::quant::quantize_row(type, src.data(), pool_bytes.data() + size_t(r) * rb, cols)
+             .ok()) {
       std::fprintf(stderr, "quantize_row failed\n");
       std::exit(1);
     }
@@ -176,8 +176,8 @@ double time_matmul(const BenchWeight& bw, int64_t m, cudaStream_t s) {
   return double(ms) * 1e3 / calls;
 }
 
-const TensorType kAll[] = {TensorType::Q8_0, TensorType::F16,  TensorType::Q4_0, TensorType::Q4_K,
-                           TensorType::BF16, TensorType::F32,  TensorType::Q4_1, TensorType::Q5_0,
+const TensorType kAll[] = {TensorType::Q8_0, TensorType::F16,    TensorType::Q4_0, TensorType::Q4_K,
+                           TensorType::BF16, TensorType::F32,    TensorType::Q4_1, TensorType::Q5_0,
                            TensorType::Q5_1, TensorType::IQ4_NL, TensorType::Q2_K, TensorType::Q3_K,
                            TensorType::Q5_K, TensorType::Q6_K};
 
@@ -203,8 +203,8 @@ int run_one(char** argv) {
   DeviceBuf ws(shimmy::cuda::matmul_workspace_bytes(w, m));
   CHECK(cudaMemset(x.p, 0, size_t(m * cols) * 4));
   for (int i = 0; i < 5; ++i)
-    shimmy::cuda::matmul(w, static_cast<const float*>(x.p), m, static_cast<float*>(y.p), rows,
-                         ws.p, s);
+    shimmy::cuda::matmul(w, static_cast<const float*>(x.p), m, static_cast<float*>(y.p), rows, ws.p,
+                         s);
   CHECK(cudaGetLastError());
   CHECK(cudaStreamSynchronize(s));
   CHECK(cudaStreamDestroy(s));
@@ -239,7 +239,7 @@ int main(int argc, char** argv) {
 
   const int64_t decode_shapes[][2] = {{5632, 2048}, {2048, 5632}, {32000, 2048}, {2048, 2048}};
   // TinyLlama-1.1B layer: q, k, v, o, gate, up, down.
-  const int64_t layer[][2] = {{2048, 2048}, {256, 2048},  {256, 2048},  {2048, 2048},
+  const int64_t layer[][2] = {{2048, 2048}, {256, 2048},  {256, 2048}, {2048, 2048},
                               {5632, 2048}, {5632, 2048}, {2048, 5632}};
   std::printf("decode (m = 1: weights read once; m = 16: time as a multiple of m = 1)\n");
   std::printf("%-7s %-13s %9s %9s %8s %7s %9s %6s\n", "type", "[rows, cols]", "MB", "m=1 us",
@@ -277,8 +277,8 @@ int main(int argc, char** argv) {
     prompt_lines.push_back(line);
   }
   std::printf("\nprompt, m = 512, TinyLlama-1.1B matrices (us, TFLOP/s; the layer: all 7)\n");
-  std::printf("%-7s %14s %14s %14s %14s %15s\n", "type", "[2048,2048]", "[256,2048]",
-              "[5632,2048]", "[2048,5632]", "layer");
+  std::printf("%-7s %14s %14s %14s %14s %15s\n", "type", "[2048,2048]", "[256,2048]", "[5632,2048]",
+              "[2048,5632]", "layer");
   for (const auto& l : prompt_lines) std::printf("%s\n", l.c_str());
   CHECK(cudaStreamDestroy(s));
   return 0;

@@ -101,10 +101,10 @@ __global__ void __launch_bounds__(kAttnThreads)
     attn_split_kernel(AttnParams p, int n_split, int64_t chunk, float scale) {
   extern __shared__ float smem[];
   const int group = p.n_head / p.n_head_kv, hd = p.hd, gd = group * hd;
-  float* qs = smem;                   // [group][hd]
-  float* os = qs + gd;                // [group][hd] running output
-  float* sc = os + gd;                // [group][kAttnTile] scores, then probabilities
-  float* st = sc + group * kAttnTile; // m[group], l[group], alpha[group]
+  float* qs = smem;                    // [group][hd]
+  float* os = qs + gd;                 // [group][hd] running output
+  float* sc = os + gd;                 // [group][kAttnTile] scores, then probabilities
+  float* st = sc + group * kAttnTile;  // m[group], l[group], alpha[group]
   float *m_run = st, *l_run = st + group, *alpha = st + 2 * group;
 
   const int c = blockIdx.x, g = blockIdx.y, i = blockIdx.z, tid = threadIdx.x;
@@ -115,7 +115,8 @@ __global__ void __launch_bounds__(kAttnThreads)
   const int64_t p0 = int64_t(c) * chunk, p1 = p0 + chunk < n_pos ? p0 + chunk : n_pos;
   float* part_o = p.part;
   float* part_ml = p.part + int64_t(p.n_tokens) * H * n_split * hd;
-  const int64_t slot0 = (int64_t(i) * H + int64_t(g) * group) * n_split + c;  // head hh: + hh*n_split
+  const int64_t slot0 =
+      (int64_t(i) * H + int64_t(g) * group) * n_split + c;  // head hh: + hh*n_split
 
   if (p0 >= p1) {  // this chunk lies beyond the token's position
     if (tid < group) {
@@ -175,7 +176,8 @@ __global__ void __launch_bounds__(kAttnThreads)
       for (int e = tid; e < gd / 2; e += kAttnThreads) {
         const int hh = (2 * e) / hd, d = (2 * e) % hd;
         const float* pr = sc + hh * kAttnTile;
-        const __half2* vr = reinterpret_cast<const __half2*>(static_cast<const __half*>(p.v_cache) + base + t0 * KV + d);
+        const __half2* vr = reinterpret_cast<const __half2*>(static_cast<const __half*>(p.v_cache) +
+                                                             base + t0 * KV + d);
         const int64_t stride = KV / 2;
         float a0 = 0.0f, a1 = 0.0f;
 #pragma unroll 8
@@ -193,7 +195,8 @@ __global__ void __launch_bounds__(kAttnThreads)
         const float* pr = sc + hh * kAttnTile;
         float acc = 0.0f;
 #pragma unroll 8
-        for (int t = 0; t < nt; ++t) acc += pr[t] * load_kv<F16>(p.v_cache, base + (t0 + t) * KV + d);
+        for (int t = 0; t < nt; ++t)
+          acc += pr[t] * load_kv<F16>(p.v_cache, base + (t0 + t) * KV + d);
         os[e] = os[e] * alpha[hh] + acc;
       }
     }
@@ -247,7 +250,8 @@ void attention(const AttnParams& pa, cudaStream_t s) {
   p.part += dec_counter_floats(p.n_head_kv);
   const SplitPlan sp = split_plan(p.n_tokens, p.max_ctx, p.n_head_kv);
   const int group = p.n_head / p.n_head_kv;
-  const size_t smem = sizeof(float) * (2 * size_t(group) * p.hd + size_t(group) * kAttnTile + 3 * group);
+  const size_t smem =
+      sizeof(float) * (2 * size_t(group) * p.hd + size_t(group) * kAttnTile + 3 * group);
   const float scale = 1.0f / sqrtf(static_cast<float>(p.hd));
   const dim3 grid(static_cast<unsigned>(sp.n_split), static_cast<unsigned>(p.n_head_kv),
                   static_cast<unsigned>(p.n_tokens));

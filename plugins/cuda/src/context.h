@@ -24,9 +24,9 @@ struct LayerDev {
   // product's epilogue; longer batches use swiglu_rows8.
   bool gu_inter8 = false;
   const float *attn_norm = nullptr, *ffn_norm = nullptr;
-  const float *bq = nullptr, *bk = nullptr, *bv = nullptr;          // qkv_bias models
-  const float *q_norm = nullptr, *k_norm = nullptr;                 // qk_norm models
-  void *k_cache = nullptr, *v_cache = nullptr;                      // [max_seqs][max_ctx][KV]
+  const float *bq = nullptr, *bk = nullptr, *bv = nullptr;  // qkv_bias models
+  const float *q_norm = nullptr, *k_norm = nullptr;         // qk_norm models
+  void *k_cache = nullptr, *v_cache = nullptr;              // [max_seqs][max_ctx][KV]
 };
 
 struct Dims {
@@ -62,4 +62,3 @@ struct ShimmyContext {
 
   float* scr(size_t off) const { return reinterpret_cast<float*>(scratch + off); }
 };
-

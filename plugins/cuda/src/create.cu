@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "common.h"
-#include "matmul_ref.h"
 #include "context.h"
+#include "matmul_ref.h"
 
 namespace shimmy::cuda {
 namespace {
@@ -22,8 +22,9 @@ struct Uploader {
   int32_t matrix(const ShimmyTensor& t, DeviceWeight* out) {
     void* dst = c->weights + off;
     off += align_up(any_weight_device_bytes(t.type, t.rows, t.cols), 256);
-    SHIMMY_CUDA_TRY(any_upload_weight(t.data, t.type, t.rows, t.cols, t.row_bytes, dst, out, c->stream),
-                    "uploading a weight matrix");
+    SHIMMY_CUDA_TRY(
+        any_upload_weight(t.data, t.type, t.rows, t.cols, t.row_bytes, dst, out, c->stream),
+        "uploading a weight matrix");
     return 0;
   }
   // n matrices stacked row after row into one weight (slice.h stack_weights): each part is
@@ -59,8 +60,9 @@ struct Uploader {
       std::memcpy(host.data() + static_cast<size_t>(r) * rb, from, rb);
     }
     void* dst = c->weights + off;
-    SHIMMY_CUDA_TRY(upload_weight(host.data(), gate.type, 2 * f, gate.cols, rb, dst, out, c->stream),
-                    "uploading the interleaved gate/up weight");
+    SHIMMY_CUDA_TRY(
+        upload_weight(host.data(), gate.type, 2 * f, gate.cols, rb, dst, out, c->stream),
+        "uploading the interleaved gate/up weight");
     off += align_up(static_cast<size_t>(out->row_bytes) * static_cast<size_t>(2 * f), 256);
     return 0;
   }
@@ -86,7 +88,8 @@ int32_t alloc(void* p, uint64_t bytes, const char* what, int ordinal, char* err,
     size_t free_b = 0, total_b = 0;
     cudaGetLastError();
     cudaMemGetInfo(&free_b, &total_b);
-    set_err(err, err_len, "CUDA device %d: allocating %.1f MiB for the %s failed (%s); %.1f MiB free of %.1f MiB",
+    set_err(err, err_len,
+            "CUDA device %d: allocating %.1f MiB for the %s failed (%s); %.1f MiB free of %.1f MiB",
             ordinal, bytes / 1048576.0, what, cudaGetErrorString(e), free_b / 1048576.0,
             total_b / 1048576.0);
     return 1;
@@ -99,11 +102,24 @@ int32_t build(ShimmyContext* c, const ShimmyModelDesc& d, char* err, size_t err_
   if (plan_slice(d, &c->layout, err, err_len)) return 1;
   const SliceLayout& L = c->layout;
   Dims& m = c->dims;
-  m = Dims{d.n_vocab, d.n_embd, d.n_head, d.n_head_kv, d.head_dim, d.n_ff, d.n_rot,
-           d.layer_end - d.layer_begin, d.max_ctx, d.max_seqs, d.max_batch, d.rms_eps,
-           d.rope_type == SHIMMY_ROPE_NEOX, d.kv_type == SHIMMY_KV_F16, d.has_output != 0};
+  m = Dims{d.n_vocab,
+           d.n_embd,
+           d.n_head,
+           d.n_head_kv,
+           d.head_dim,
+           d.n_ff,
+           d.n_rot,
+           d.layer_end - d.layer_begin,
+           d.max_ctx,
+           d.max_seqs,
+           d.max_batch,
+           d.rms_eps,
+           d.rope_type == SHIMMY_ROPE_NEOX,
+           d.kv_type == SHIMMY_KV_F16,
+           d.has_output != 0};
 
-  SHIMMY_CUDA_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "creating a stream");
+  SHIMMY_CUDA_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking),
+                  "creating a stream");
   if (alloc(&c->weights, L.weights, "weights", c->device, err, err_len) ||
       alloc(&c->kv, L.kv, "KV cache", c->device, err, err_len) ||
       alloc(&c->scratch, L.scratch, "activations (scratch)", c->device, err, err_len)) {
@@ -111,9 +127,11 @@ int32_t build(ShimmyContext* c, const ShimmyModelDesc& d, char* err, size_t err_
   }
   SHIMMY_CUDA_TRY(cudaMallocHost(&c->host_batch, L.batch_bytes), "allocating pinned host memory");
   // Logits of kLogitRows rows, or the hidden states of a batch when the slice has no head.
-  c->host_out_floats = static_cast<size_t>(d.has_output ? std::min<int64_t>(d.max_batch, kLogitRows) * d.n_vocab
-                                                        : d.max_batch * d.n_embd);
-  SHIMMY_CUDA_TRY(cudaMallocHost(&c->host_out, c->host_out_floats * 4), "allocating pinned host memory");
+  c->host_out_floats =
+      static_cast<size_t>(d.has_output ? std::min<int64_t>(d.max_batch, kLogitRows) * d.n_vocab
+                                       : d.max_batch * d.n_embd);
+  SHIMMY_CUDA_TRY(cudaMallocHost(&c->host_out, c->host_out_floats * 4),
+                  "allocating pinned host memory");
   // Poison the scratch (NaN bytes) so a kernel reading what nothing wrote shows in tests, and
   // zero the cache so unused positions are finite.
   SHIMMY_CUDA_TRY(cudaMemsetAsync(c->scratch, 0xff, L.scratch, c->stream), "clearing scratch");
@@ -133,17 +151,19 @@ int32_t build(ShimmyContext* c, const ShimmyModelDesc& d, char* err, size_t err_
     g.qkv_stacked = stack_weights(qkv, 3);
     g.gu_stacked = stack_weights(gu, 2);
     g.gu_inter8 = g.gu_stacked && interleave_gate_up(w.w_gate, w.w_up);
-    if ((g.qkv_stacked ? up.stacked(qkv, 3, &g.wqkv)
-                       : up.matrix(w.wq, &g.wq) || up.matrix(w.wk, &g.wk) || up.matrix(w.wv, &g.wv)) ||
+    if ((g.qkv_stacked
+             ? up.stacked(qkv, 3, &g.wqkv)
+             : up.matrix(w.wq, &g.wq) || up.matrix(w.wk, &g.wk) || up.matrix(w.wv, &g.wv)) ||
         up.matrix(w.wo, &g.wo) ||
-        (g.gu_inter8 ? up.interleaved(w.w_gate, w.w_up, &g.wgu)
+        (g.gu_inter8    ? up.interleaved(w.w_gate, w.w_up, &g.wgu)
          : g.gu_stacked ? up.stacked(gu, 2, &g.wgu)
-                      : up.matrix(w.w_gate, &g.w_gate) || up.matrix(w.w_up, &g.w_up)) ||
+                        : up.matrix(w.w_gate, &g.w_gate) || up.matrix(w.w_up, &g.w_up)) ||
         up.matrix(w.w_down, &g.w_down)) {
       return 1;
     }
     if (up.vector(w.attn_norm, &g.attn_norm) || up.vector(w.ffn_norm, &g.ffn_norm) ||
-        (d.qkv_bias && (up.vector(w.bq, &g.bq) || up.vector(w.bk, &g.bk) || up.vector(w.bv, &g.bv))) ||
+        (d.qkv_bias &&
+         (up.vector(w.bq, &g.bq) || up.vector(w.bk, &g.bk) || up.vector(w.bv, &g.bv))) ||
         (d.qk_norm && (up.vector(w.q_norm, &g.q_norm) || up.vector(w.k_norm, &g.k_norm)))) {
       return 1;
     }
@@ -159,7 +179,9 @@ int32_t build(ShimmyContext* c, const ShimmyModelDesc& d, char* err, size_t err_
   c->seq_len.assign(static_cast<size_t>(m.max_seqs), 0);
   c->seq_count.assign(static_cast<size_t>(m.max_seqs), 0);
   const char* g = std::getenv("SHIMMY_CUDA_GRAPHS");
-  c->graph_max = (g && std::strcmp(g, "0") == 0) ? 0 : (m.max_batch < kGraphMaxTokens ? m.max_batch : kGraphMaxTokens);
+  c->graph_max = (g && std::strcmp(g, "0") == 0)
+                     ? 0
+                     : (m.max_batch < kGraphMaxTokens ? m.max_batch : kGraphMaxTokens);
   c->graphs.assign(static_cast<size_t>(c->graph_max + 1), nullptr);
   const char* fl = std::getenv("SHIMMY_CUDA_FLASH");
   c->use_flash = !(fl && std::strcmp(fl, "0") == 0);
@@ -203,7 +225,8 @@ void context_destroy(ShimmyContext* c) {
 
 int32_t context_truncate(ShimmyContext* c, int32_t seq, int64_t pos, char* err, size_t err_len) {
   if (seq < 0 || seq >= c->dims.max_seqs) {
-    set_err(err, err_len, "sequence slot %d is out of range (0..%lld)", seq, (long long)(c->dims.max_seqs - 1));
+    set_err(err, err_len, "sequence slot %d is out of range (0..%lld)", seq,
+            (long long)(c->dims.max_seqs - 1));
     return 1;
   }
   if (pos < 0) {

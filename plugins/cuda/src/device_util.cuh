@@ -36,7 +36,9 @@ __device__ __forceinline__ float rms_scale(double sum_sq, int64_t n, float eps) 
   return 1.0f / sqrtf(static_cast<float>(sum_sq / static_cast<double>(n)) + eps);
 }
 
-__device__ __forceinline__ float round_f16(float x) { return __half2float(__float2half_rn(x)); }
+__device__ __forceinline__ float round_f16(float x) {
+  return __half2float(__float2half_rn(x));
+}
 
 }  // namespace shimmy::cuda
 

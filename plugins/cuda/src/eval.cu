@@ -27,9 +27,9 @@
 #include <vector>
 
 #include "common.h"
-#include "matmul_ref.h"
 #include "context.h"
 #include "kernels.h"
+#include "matmul_ref.h"
 
 namespace shimmy::cuda {
 namespace {
@@ -46,15 +46,16 @@ BatchDev batch_dev(const ShimmyContext* c, int64_t n) {
   return BatchDev{reinterpret_cast<const int32_t*>(base + bl.seq),
                   reinterpret_cast<const int32_t*>(base + bl.pos),
                   reinterpret_cast<const int32_t*>(base + bl.out_row),
-                  reinterpret_cast<const float*>(base + bl.cs), reinterpret_cast<float*>(base + bl.x)};
+                  reinterpret_cast<const float*>(base + bl.cs),
+                  reinterpret_cast<float*>(base + bl.x)};
 }
 
 // Timing experiments only (results are wrong): SHIMMY_CUDA_SKIP lists kernels the layers
 // leave out, so that a decode step's time without them shows what they cost in place:
 // any of attn, rope (qkv_rope_store), norm, swiglu, mm_qkv, mm_o, mm_ffn (gate/up), mm_down.
 struct Skip {
-  bool attn = false, rope = false, norm = false, swiglu = false, qkv = false, o = false, ffn = false,
-       down = false;
+  bool attn = false, rope = false, norm = false, swiglu = false, qkv = false, o = false,
+       ffn = false, down = false;
 };
 const Skip& skip() {
   static const Skip k = [] {
@@ -62,7 +63,9 @@ const Skip& skip() {
     const char* e = std::getenv("SHIMMY_CUDA_SKIP");
     if (!e) return r;
     const std::string v = std::string(",") + e + ",";
-    auto has = [&](const char* w) { return v.find(std::string(",") + w + ",") != std::string::npos; };
+    auto has = [&](const char* w) {
+      return v.find(std::string(",") + w + ",") != std::string::npos;
+    };
     r.attn = has("attn"), r.rope = has("rope"), r.norm = has("norm"), r.swiglu = has("swiglu");
     r.qkv = has("mm_qkv"), r.o = has("mm_o"), r.ffn = has("mm_ffn"), r.down = has("mm_down");
     return r;
@@ -184,7 +187,7 @@ void enqueue_layers(const ShimmyContext* c, int64_t n, bool flash) {
 void enqueue_head(const ShimmyContext* c, int64_t r0, int64_t rows) {
   const SliceLayout& L = c->layout;
   any_matmul(c->output, c->scr(L.h) + r0 * c->dims.n_embd, rows, c->scr(L.logits), c->dims.n_vocab,
-         c->scratch + L.ws, c->stream);
+             c->scratch + L.ws, c->stream);
 }
 
 // Captures layers + head for n tokens; null (and graphs turned off) if capture fails.
@@ -211,7 +214,8 @@ cudaGraphExec_t capture(ShimmyContext* c, int64_t n) {
 int32_t check_batch(ShimmyContext* c, const ShimmyBatch& b, char* err, size_t err_len) {
   const Dims& m = c->dims;
   if (b.n_tokens > m.max_batch) {
-    set_err(err, err_len, "batch of %lld tokens exceeds the maximum %lld the context was created for",
+    set_err(err, err_len,
+            "batch of %lld tokens exceeds the maximum %lld the context was created for",
             (long long)b.n_tokens, (long long)m.max_batch);
     return 1;
   }
@@ -227,13 +231,13 @@ int32_t check_batch(ShimmyContext* c, const ShimmyBatch& b, char* err, size_t er
   for (int64_t i = 0; i < b.n_tokens; ++i) {
     const int32_t s = b.seq[i], p = b.pos[i];
     if (s < 0 || s >= m.max_seqs) {
-      set_err(err, err_len, "token %lld: sequence slot %d is out of range (0..%lld)", (long long)i, s,
-              (long long)(m.max_seqs - 1));
+      set_err(err, err_len, "token %lld: sequence slot %d is out of range (0..%lld)", (long long)i,
+              s, (long long)(m.max_seqs - 1));
       return 1;
     }
     if (p < 0 || p >= m.max_ctx) {
-      set_err(err, err_len, "token %lld: position %d is outside the context of %lld tokens", (long long)i, p,
-              (long long)m.max_ctx);
+      set_err(err, err_len, "token %lld: position %d is outside the context of %lld tokens",
+              (long long)i, p, (long long)m.max_ctx);
       return 1;
     }
   }
@@ -291,15 +295,17 @@ int32_t context_eval(ShimmyContext* c, const ShimmyBatch* batch, char* err, size
   std::copy(b.rope_cs, b.rope_cs + n * m.n_rot, reinterpret_cast<float*>(hb + bl.cs));
   std::copy(b.hidden_in, b.hidden_in + n * m.n_embd, reinterpret_cast<float*>(hb + bl.x));
   const cudaStream_t s = c->stream;
-  SHIMMY_CUDA_TRY(cudaMemcpyAsync(c->scratch + c->layout.batch, hb, bl.bytes, cudaMemcpyHostToDevice, s),
-                  "uploading the batch");
+  SHIMMY_CUDA_TRY(
+      cudaMemcpyAsync(c->scratch + c->layout.batch, hb, bl.bytes, cudaMemcpyHostToDevice, s),
+      "uploading the batch");
 
   const size_t V = static_cast<size_t>(m.n_vocab);
   const float* logits = c->scr(c->layout.logits);
   // Results come back through pinned staging (host_out), then into b.out.
   float* ho = c->host_out;
   if (graph) {
-    SHIMMY_CUDA_TRY(cudaGraphLaunch(c->graphs[static_cast<size_t>(n)], s), "launching the decode graph");
+    SHIMMY_CUDA_TRY(cudaGraphLaunch(c->graphs[static_cast<size_t>(n)], s),
+                    "launching the decode graph");
     // Copy back the wanted rows, runs of consecutive rows at a time.
     for (int64_t i = 0, k = 0; m.has_output && i < n;) {
       if (!b.want_logits[i]) {
@@ -308,9 +314,9 @@ int32_t context_eval(ShimmyContext* c, const ShimmyBatch* batch, char* err, size
       }
       int64_t j = i;
       while (j < n && b.want_logits[j]) ++j;
-      SHIMMY_CUDA_TRY(cudaMemcpyAsync(ho + k * V, logits + i * V, (j - i) * V * 4,
-                                      cudaMemcpyDeviceToHost, s),
-                      "copying logits back");
+      SHIMMY_CUDA_TRY(
+          cudaMemcpyAsync(ho + k * V, logits + i * V, (j - i) * V * 4, cudaMemcpyDeviceToHost, s),
+          "copying logits back");
       k += j - i;
       i = j;
     }
@@ -322,7 +328,8 @@ int32_t context_eval(ShimmyContext* c, const ShimmyBatch* batch, char* err, size
     // Prompts (every token in one slot, beyond graph sizes) take the tensor-core attention.
     bool one_slot = true;
     for (int64_t i = 1; i < n; ++i) one_slot = one_slot && b.seq[i] == b.seq[0];
-    const bool flash = one_slot && c->use_flash && flash_supported(static_cast<int>(m.head_dim), m.kv_f16);
+    const bool flash =
+        one_slot && c->use_flash && flash_supported(static_cast<int>(m.head_dim), m.kv_f16);
     enqueue_layers(c, n, flash);
     for (int64_t r0 = 0; m.has_output && r0 < n_out; r0 += kLogitRows) {
       const int64_t rows = std::min(kLogitRows, n_out - r0);
@@ -334,8 +341,9 @@ int32_t context_eval(ShimmyContext* c, const ShimmyBatch* batch, char* err, size
     }
   }
   if (!m.has_output) {
-    SHIMMY_CUDA_TRY(cudaMemcpyAsync(ho, batch_dev(c, n).x, n * m.n_embd * 4, cudaMemcpyDeviceToHost, s),
-                    "copying hidden states back");
+    SHIMMY_CUDA_TRY(
+        cudaMemcpyAsync(ho, batch_dev(c, n).x, n * m.n_embd * 4, cudaMemcpyDeviceToHost, s),
+        "copying hidden states back");
   }
   SHIMMY_CUDA_TRY(cudaGetLastError(), "launching the layer kernels");
   SHIMMY_CUDA_TRY(cudaStreamSynchronize(s), "running the layers");

@@ -33,13 +33,15 @@ dim3 swiglu_grid(int64_t rows, int64_t f) {
 
 }  // namespace
 
-void swiglu_rows(const float* gate, const float* up, int64_t ld, float* out, int64_t rows, int64_t f,
-                 cudaStream_t s) {
+void swiglu_rows(const float* gate, const float* up, int64_t ld, float* out, int64_t rows,
+                 int64_t f, cudaStream_t s) {
   if (rows <= 0 || f <= 0) return;
-  launch_pdl(swiglu_kernel<false>, swiglu_grid(rows, f), dim3(256), 0, s, gate, up, ld, out, rows, f);
+  launch_pdl(swiglu_kernel<false>, swiglu_grid(rows, f), dim3(256), 0, s, gate, up, ld, out, rows,
+             f);
 }
 
-void swiglu_rows8(const float* gu, int64_t ld, float* out, int64_t rows, int64_t f, cudaStream_t s) {
+void swiglu_rows8(const float* gu, int64_t ld, float* out, int64_t rows, int64_t f,
+                  cudaStream_t s) {
   if (rows <= 0 || f <= 0) return;
   launch_pdl(swiglu_kernel<true>, swiglu_grid(rows, f), dim3(256), 0, s, gu, gu, ld, out, rows, f);
 }

@@ -74,7 +74,8 @@ __global__ void __launch_bounds__(kThreads) flash_kernel(AttnParams p, float sca
   for (int r = tid; r < kQ; r += kThreads) pos_s[r] = i0 + r < p.n_tokens ? p.pos[i0 + r] : -1;
   for (int e = tid; e < kQ * hd; e += kThreads) {
     const int r = e / hd, d = e % hd;
-    Qs[r * ld + d] = __float2half_rn(i0 + r < p.n_tokens ? p.q[(i0 + r) * Q + int64_t(h) * hd + d] : 0.0f);
+    Qs[r * ld + d] =
+        __float2half_rn(i0 + r < p.n_tokens ? p.q[(i0 + r) * Q + int64_t(h) * hd + d] : 0.0f);
   }
   for (int e = tid; e < kQ * old; e += kThreads) Os[e] = 0.0f;
   __syncthreads();
@@ -173,9 +174,13 @@ __global__ void __launch_bounds__(kThreads) flash_kernel(AttnParams p, float sca
 
 }  // namespace
 
-bool flash_supported(int hd, bool kv_f16) { return kv_f16 && hd % 16 == 0 && hd >= 16 && hd <= 128; }
+bool flash_supported(int hd, bool kv_f16) {
+  return kv_f16 && hd % 16 == 0 && hd >= 16 && hd <= 128;
+}
 
-size_t flash_smem_bytes(int hd) { return flash_smem(hd).bytes; }
+size_t flash_smem_bytes(int hd) {
+  return flash_smem(hd).bytes;
+}
 
 void attention_flash(const AttnParams& p, cudaStream_t s) {
   if (p.n_tokens <= 0) return;
@@ -185,11 +190,13 @@ void attention_flash(const AttnParams& p, cudaStream_t s) {
   int dev = 0;
   cudaGetDevice(&dev);
   if (dev < 64 && !done[dev]) {
-    cudaFuncSetAttribute(flash_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(flash_smem(128).bytes));
+    cudaFuncSetAttribute(flash_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         static_cast<int>(flash_smem(128).bytes));
     done[dev] = 1;
   }
   const float scale = 1.0f / sqrtf(static_cast<float>(p.hd));
-  const dim3 grid(static_cast<unsigned>((p.n_tokens + kQ - 1) / kQ), static_cast<unsigned>(p.n_head));
+  const dim3 grid(static_cast<unsigned>((p.n_tokens + kQ - 1) / kQ),
+                  static_cast<unsigned>(p.n_head));
   flash_kernel<<<grid, kThreads, smem, s>>>(p, scale);
 }
 

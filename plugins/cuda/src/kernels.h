@@ -19,8 +19,8 @@ namespace shimmy::cuda {
 //   if h:    h[dst(i)] = x[i] / sqrt(mean(x[i]^2) + eps) * w
 // dst(i) = out_row[i] when out_row is given (a row with out_row[i] < 0 is skipped: the
 // head keeps only rows that want logits, packed), else i. Shapes [rows, n] row-major.
-void residual_rmsnorm(float* x, const float* add, const float* w, float* h,
-                      const int32_t* out_row, int64_t rows, int64_t n, float eps, cudaStream_t s);
+void residual_rmsnorm(float* x, const float* add, const float* w, float* h, const int32_t* out_row,
+                      int64_t rows, int64_t n, float eps, cudaStream_t s);
 
 // Everything between the q/k/v matmuls and attention, per token i and head:
 //   q, k, v += bq, bk, bv (when given);  q, k per-head RMSNorm with q_norm/k_norm (when given);
@@ -30,15 +30,15 @@ void residual_rmsnorm(float* x, const float* add, const float* w, float* h,
 // q, k, v are read with row strides ld_q and ld_kv (the stacked q/k/v product: all three
 // point into one [n, Q + 2 KV] buffer); the rounded q goes to q_out [n, n_head*hd] (may be q).
 struct QkvParams {
-  const float* q;                     // [n, ld_q]
-  const float *k, *v;                 // [n, ld_kv]
-  float* q_out;                       // [n, n_head*hd]
+  const float* q;      // [n, ld_q]
+  const float *k, *v;  // [n, ld_kv]
+  float* q_out;        // [n, n_head*hd]
   int64_t ld_q, ld_kv;
-  const float *bq, *bk, *bv;          // [n_head*hd] / [n_head_kv*hd] or null
-  const float *q_norm, *k_norm;       // [hd] or null
-  const float* cs;                    // [n, n_rot] cos,sin pairs
-  const int32_t *seq, *pos;           // [n]
-  void *k_cache, *v_cache;            // this layer's [max_seqs][max_ctx][n_head_kv*hd]
+  const float *bq, *bk, *bv;     // [n_head*hd] / [n_head_kv*hd] or null
+  const float *q_norm, *k_norm;  // [hd] or null
+  const float* cs;               // [n, n_rot] cos,sin pairs
+  const int32_t *seq, *pos;      // [n]
+  void *k_cache, *v_cache;       // this layer's [max_seqs][max_ctx][n_head_kv*hd]
   int64_t max_ctx;
   int n_tokens, n_head, n_head_kv, hd, n_rot;
   bool neox, kv_f16;
@@ -62,8 +62,8 @@ void qkv_rope_store(const QkvParams& p, cudaStream_t s);
 constexpr int kAttnTile = 128;     // keys per inner tile (and chunk granularity)
 constexpr int kAttnThreads = 128;  // threads per block
 struct SplitPlan {
-  int n_split;   // chunks per token
-  int64_t chunk; // positions per chunk
+  int n_split;    // chunks per token
+  int64_t chunk;  // positions per chunk
 };
 SplitPlan split_plan(int64_t n_tokens, int64_t max_ctx, int64_t n_head_kv);
 // Floats of the partial buffers for n tokens: o [n][n_head][n_split][hd], ml [..][2].
@@ -71,11 +71,11 @@ int64_t attn_partial_floats(int64_t n_tokens, int64_t max_ctx, int64_t n_head, i
                             int64_t hd);
 
 struct AttnParams {
-  const float* q;                      // [n, n_head*hd], values already f16-rounded
-  const void *k_cache, *v_cache;       // this layer's cache
-  const int32_t *seq, *pos;            // [n]
-  float* att;                          // [n, n_head*hd]
-  float* part;                         // attn_partial_floats(...) scratch
+  const float* q;                 // [n, n_head*hd], values already f16-rounded
+  const void *k_cache, *v_cache;  // this layer's cache
+  const int32_t *seq, *pos;       // [n]
+  float* att;                     // [n, n_head*hd]
+  float* part;                    // attn_partial_floats(...) scratch
   int64_t max_ctx;
   int n_tokens, n_head, n_head_kv, hd;
   bool kv_f16;

@@ -8,8 +8,8 @@
 //          memory, stages the matching x slice, and accumulates plain dot products.
 //   m <= 8 (decode): one warp per weight row, lanes over consecutive columns (a 32-value
 //          block per step), all m activation rows at once, then a warp sum.
-#include <cuda_fp16.h>
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include "common.h"
 #include "ggml_types.h"
@@ -143,8 +143,9 @@ constexpr int kGemvMaxM = 8, kGemvWarps = 8;
 
 template <uint32_t T>
 __global__ void __launch_bounds__(32 * kGemvWarps)
-    gemv_fallback_kernel(const uint8_t* __restrict__ W, size_t row_bytes, int64_t rows, int64_t cols,
-                         const float* __restrict__ x, int m, float* __restrict__ y, int64_t ldy) {
+    gemv_fallback_kernel(const uint8_t* __restrict__ W, size_t row_bytes, int64_t rows,
+                         int64_t cols, const float* __restrict__ x, int m, float* __restrict__ y,
+                         int64_t ldy) {
   const int lane = threadIdx.x & 31;
   const int64_t r = int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
   if (r >= rows) return;
@@ -173,8 +174,10 @@ template <uint32_t T>
 void launch(const DeviceWeight& w, const float* x, int64_t m, float* y, int64_t ldy,
             cudaStream_t s) {
   if (m <= kGemvMaxM) {
-    gemv_fallback_kernel<T><<<static_cast<unsigned>(ceil_div(w.rows, kGemvWarps)), 32 * kGemvWarps, 0, s>>>(
-        static_cast<const uint8_t*>(w.data), w.row_bytes, w.rows, w.cols, x, static_cast<int>(m), y, ldy);
+    gemv_fallback_kernel<T>
+        <<<static_cast<unsigned>(ceil_div(w.rows, kGemvWarps)), 32 * kGemvWarps, 0, s>>>(
+            static_cast<const uint8_t*>(w.data), w.row_bytes, w.rows, w.cols, x,
+            static_cast<int>(m), y, ldy);
     return;
   }
   const dim3 grid(static_cast<unsigned>(ceil_div(w.rows, kTileR)),
@@ -185,7 +188,9 @@ void launch(const DeviceWeight& w, const float* x, int64_t m, float* y, int64_t 
 
 }  // namespace
 
-bool type_supported(uint32_t type) { return block_traits(type).block != 0; }
+bool type_supported(uint32_t type) {
+  return block_traits(type).block != 0;
+}
 
 size_t weight_device_bytes(uint32_t type, int64_t rows, int64_t cols) {
   return static_cast<size_t>(rows) * gguf_row_bytes(type, cols);
@@ -206,27 +211,44 @@ cudaError_t upload_weight(const void* host, uint32_t type, int64_t rows, int64_t
   return cudaSuccess;
 }
 
-size_t matmul_workspace_bytes(const DeviceWeight&, int64_t) { return 0; }
+size_t matmul_workspace_bytes(const DeviceWeight&, int64_t) {
+  return 0;
+}
 
 void matmul(const DeviceWeight& w, const float* x, int64_t m, float* y, int64_t ldy, void*,
             cudaStream_t s) {
   if (m <= 0 || w.rows <= 0) return;
   switch (w.type) {
-    case kF32: return launch<kF32>(w, x, m, y, ldy, s);
-    case kF16: return launch<kF16>(w, x, m, y, ldy, s);
-    case kBF16: return launch<kBF16>(w, x, m, y, ldy, s);
-    case kQ4_0: return launch<kQ4_0>(w, x, m, y, ldy, s);
-    case kQ4_1: return launch<kQ4_1>(w, x, m, y, ldy, s);
-    case kQ5_0: return launch<kQ5_0>(w, x, m, y, ldy, s);
-    case kQ5_1: return launch<kQ5_1>(w, x, m, y, ldy, s);
-    case kQ8_0: return launch<kQ8_0>(w, x, m, y, ldy, s);
-    case kIQ4_NL: return launch<kIQ4_NL>(w, x, m, y, ldy, s);
-    case kQ2_K: return launch<kQ2_K>(w, x, m, y, ldy, s);
-    case kQ3_K: return launch<kQ3_K>(w, x, m, y, ldy, s);
-    case kQ4_K: return launch<kQ4_K>(w, x, m, y, ldy, s);
-    case kQ5_K: return launch<kQ5_K>(w, x, m, y, ldy, s);
-    case kQ6_K: return launch<kQ6_K>(w, x, m, y, ldy, s);
-    default: return;  // create() refuses unsupported types
+    case kF32:
+      return launch<kF32>(w, x, m, y, ldy, s);
+    case kF16:
+      return launch<kF16>(w, x, m, y, ldy, s);
+    case kBF16:
+      return launch<kBF16>(w, x, m, y, ldy, s);
+    case kQ4_0:
+      return launch<kQ4_0>(w, x, m, y, ldy, s);
+    case kQ4_1:
+      return launch<kQ4_1>(w, x, m, y, ldy, s);
+    case kQ5_0:
+      return launch<kQ5_0>(w, x, m, y, ldy, s);
+    case kQ5_1:
+      return launch<kQ5_1>(w, x, m, y, ldy, s);
+    case kQ8_0:
+      return launch<kQ8_0>(w, x, m, y, ldy, s);
+    case kIQ4_NL:
+      return launch<kIQ4_NL>(w, x, m, y, ldy, s);
+    case kQ2_K:
+      return launch<kQ2_K>(w, x, m, y, ldy, s);
+    case kQ3_K:
+      return launch<kQ3_K>(w, x, m, y, ldy, s);
+    case kQ4_K:
+      return launch<kQ4_K>(w, x, m, y, ldy, s);
+    case kQ5_K:
+      return launch<kQ5_K>(w, x, m, y, ldy, s);
+    case kQ6_K:
+      return launch<kQ6_K>(w, x, m, y, ldy, s);
+    default:
+      return;  // create() refuses unsupported types
   }
 }
 

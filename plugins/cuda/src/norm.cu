@@ -39,8 +39,8 @@ __global__ void __launch_bounds__(kThreads)
 void residual_rmsnorm(float* x, const float* add, const float* w, float* h, const int32_t* out_row,
                       int64_t rows, int64_t n, float eps, cudaStream_t s) {
   if (rows <= 0) return;
-  launch_pdl(residual_rmsnorm_kernel, dim3(static_cast<unsigned>(rows)), dim3(kThreads), 0, s, x, add,
-             w, h, out_row, n, eps);
+  launch_pdl(residual_rmsnorm_kernel, dim3(static_cast<unsigned>(rows)), dim3(kThreads), 0, s, x,
+             add, w, h, out_row, n, eps);
 }
 
 }  // namespace shimmy::cuda

@@ -10,15 +10,15 @@ namespace {
 
 using namespace shimmy::cuda;
 
-#define SHIMMY_GUARD(...)                                                     \
-  try {                                                                       \
-    __VA_ARGS__                                                               \
-  } catch (const std::exception& e) {                                         \
-    write_err(err, err_len, e.what());                                        \
-    return 1;                                                                 \
-  } catch (...) {                                                             \
-    write_err(err, err_len, "unexpected C++ exception in the CUDA plugin");   \
-    return 1;                                                                 \
+#define SHIMMY_GUARD(...)                                                   \
+  try {                                                                     \
+    __VA_ARGS__                                                             \
+  } catch (const std::exception& e) {                                       \
+    write_err(err, err_len, e.what());                                      \
+    return 1;                                                               \
+  } catch (...) {                                                           \
+    write_err(err, err_len, "unexpected C++ exception in the CUDA plugin"); \
+    return 1;                                                               \
   }
 
 void write_err(char* err, size_t err_len, const char* msg) {
@@ -34,7 +34,9 @@ void api_probe(ShimmyProbe* out) {
   }
 }
 
-int32_t api_supports_type(uint32_t t) { return backend_supports_type(t) ? 1 : 0; }
+int32_t api_supports_type(uint32_t t) {
+  return backend_supports_type(t) ? 1 : 0;
+}
 
 int32_t api_slice_bytes(int32_t device, const ShimmyModelDesc* desc, ShimmySliceBytes* out,
                         char* err, size_t err_len) {

@@ -72,9 +72,10 @@ const Driver* driver(char* reason, size_t len) {
                       sym(d.lib, "cuMemGetInfo_v2", &d.cuMemGetInfo);
       sym(d.lib, "cuGetErrorString", &d.cuGetErrorString);  // optional
       if (!ok) {
-        std::snprintf(why, sizeof why,
-                      "libcuda.so.1 lacks driver API functions this plugin needs: the NVIDIA driver "
-                      "is too old or broken (reinstall a current driver)");
+        std::snprintf(
+            why, sizeof why,
+            "libcuda.so.1 lacks driver API functions this plugin needs: the NVIDIA driver "
+            "is too old or broken (reinstall a current driver)");
         d.lib = nullptr;
       }
     }
@@ -91,38 +92,45 @@ void explain(const Driver& d, const char* call, CUresult r, char* out, size_t le
   const char* hint = nullptr;
   switch (r) {
     case 999:
-      hint = "unknown error, typical after suspend/resume: reload the nvidia_uvm module "
-             "(sudo rmmod nvidia_uvm && sudo modprobe nvidia_uvm) or reboot";
+      hint =
+          "unknown error, typical after suspend/resume: reload the nvidia_uvm module "
+          "(sudo rmmod nvidia_uvm && sudo modprobe nvidia_uvm) or reboot";
       break;
     case 100:
-      hint = "no CUDA-capable device is detected: check that the GPU is visible here "
-             "(CUDA_VISIBLE_DEVICES, a container's --gpus flag, /dev/nvidia* present)";
+      hint =
+          "no CUDA-capable device is detected: check that the GPU is visible here "
+          "(CUDA_VISIBLE_DEVICES, a container's --gpus flag, /dev/nvidia* present)";
       break;
     case 35:
       hint = "the NVIDIA driver is older than the CUDA runtime: update the driver";
       break;
     case 34:
-      hint = "libcuda.so.1 is the CUDA toolkit's stub library, not the driver: install the "
-             "NVIDIA driver, or remove the stubs directory from LD_LIBRARY_PATH";
+      hint =
+          "libcuda.so.1 is the CUDA toolkit's stub library, not the driver: install the "
+          "NVIDIA driver, or remove the stubs directory from LD_LIBRARY_PATH";
       break;
     case 46:
-      hint = "the GPU is busy or unavailable (exclusive-process compute mode, or in use): "
-             "free it or change the compute mode";
+      hint =
+          "the GPU is busy or unavailable (exclusive-process compute mode, or in use): "
+          "free it or change the compute mode";
       break;
     case 101:
       hint = "invalid device ordinal: check CUDA_VISIBLE_DEVICES";
       break;
     case 304:
-      hint = "an operating-system call failed: check the permissions of /dev/nvidia* and "
-             "that the nvidia kernel modules are loaded";
+      hint =
+          "an operating-system call failed: check the permissions of /dev/nvidia* and "
+          "that the nvidia kernel modules are loaded";
       break;
     case 803:
-      hint = "the driver library and the loaded kernel module have different versions "
-             "(a driver update without a reboot): reboot";
+      hint =
+          "the driver library and the loaded kernel module have different versions "
+          "(a driver update without a reboot): reboot";
       break;
     case 804:
-      hint = "the CUDA forward-compatibility package does not support this GPU: remove it "
-             "from the library path";
+      hint =
+          "the CUDA forward-compatibility package does not support this GPU: remove it "
+          "from the library path";
       break;
     case 2:
       hint = "out of memory while creating a context: free GPU memory";
@@ -132,7 +140,8 @@ void explain(const Driver& d, const char* call, CUresult r, char* out, size_t le
   }
   const char* desc = nullptr;
   if (!hint && d.cuGetErrorString && d.cuGetErrorString(r, &desc) == 0 && desc) hint = desc;
-  std::snprintf(out, len, "%s failed with CUDA error %d (%s)", call, r, hint ? hint : "no description");
+  std::snprintf(out, len, "%s failed with CUDA error %d (%s)", call, r,
+                hint ? hint : "no description");
 }
 
 std::mutex g_mu;
@@ -213,7 +222,8 @@ void probe_locked(ShimmyProbe* out) {
       const size_t used = std::strlen(skipped);
       char why[256];
       explain(*d, "cuDevicePrimaryCtxRetain", r, why, sizeof why);
-      std::snprintf(skipped + used, sizeof skipped - used, "%s%s: %s", used ? "; " : "", info.name, why);
+      std::snprintf(skipped + used, sizeof skipped - used, "%s%s: %s", used ? "; " : "", info.name,
+                    why);
       continue;
     }
     size_t free_b = 0, total_b = 0;

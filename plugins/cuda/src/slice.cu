@@ -1,14 +1,13 @@
-#include "slice.h"
-
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
 #include "backend.h"
 #include "common.h"
-#include "matmul_ref.h"
 #include "kernels.h"
+#include "matmul_ref.h"
 #include "mm/matmul.h"
+#include "slice.h"
 
 namespace shimmy::cuda {
 namespace {
@@ -29,7 +28,8 @@ int32_t check_matrix(const ShimmyTensor& t, const char* name, int64_t layer, int
     return 1;
   }
   if (!type_supported(t.type)) {
-    set_err(err, err_len, "layer %lld: tensor %s has ggml type %u, which the CUDA backend does not compute",
+    set_err(err, err_len,
+            "layer %lld: tensor %s has ggml type %u, which the CUDA backend does not compute",
             (long long)layer, name, t.type);
     return 1;
   }
@@ -53,7 +53,8 @@ int32_t check_vector(const ShimmyTensor& t, const char* name, int64_t layer, int
     return 1;
   }
   if (t.type != 0 || t.rows * t.cols != n) {
-    set_err(err, err_len, "layer %lld: tensor %s must be %lld f32 values (got type %u, %lld values)",
+    set_err(err, err_len,
+            "layer %lld: tensor %s must be %lld f32 values (got type %u, %lld values)",
             (long long)layer, name, (long long)n, t.type, (long long)(t.rows * t.cols));
     return 1;
   }
@@ -105,19 +106,22 @@ int32_t plan_slice(const ShimmyModelDesc& d, SliceLayout* out, char* err, size_t
     return 1;
   }
   if (H % KVH != 0) {
-    set_err(err, err_len, "n_head %lld is not a multiple of n_head_kv %lld", (long long)H, (long long)KVH);
+    set_err(err, err_len, "n_head %lld is not a multiple of n_head_kv %lld", (long long)H,
+            (long long)KVH);
     return 1;
   }
   const int64_t group = H / KVH;
   if (group > kAttnMaxGroup || group * hd > kAttnMaxGroupDims) {
-    set_err(err, err_len,
-            "attention layout not supported by the CUDA backend: %lld q heads per kv head of %lld dims "
-            "(at most %d heads and %d dims per group)",
-            (long long)group, (long long)hd, kAttnMaxGroup, kAttnMaxGroupDims);
+    set_err(
+        err, err_len,
+        "attention layout not supported by the CUDA backend: %lld q heads per kv head of %lld dims "
+        "(at most %d heads and %d dims per group)",
+        (long long)group, (long long)hd, kAttnMaxGroup, kAttnMaxGroupDims);
     return 1;
   }
   if (d.n_rot <= 0 || d.n_rot > hd || d.n_rot % 2 != 0) {
-    set_err(err, err_len, "n_rot %lld must be even and at most head_dim %lld", (long long)d.n_rot, (long long)hd);
+    set_err(err, err_len, "n_rot %lld must be even and at most head_dim %lld", (long long)d.n_rot,
+            (long long)hd);
     return 1;
   }
   if (d.layer_begin < 0 || d.layer_end > d.n_layer || d.layer_begin > d.layer_end ||
@@ -133,7 +137,8 @@ int32_t plan_slice(const ShimmyModelDesc& d, SliceLayout* out, char* err, size_t
   if (d.max_ctx <= 0 || d.max_seqs <= 0 || d.max_batch <= 0 || d.max_ctx > INT32_MAX ||
       d.max_seqs > INT32_MAX || d.max_batch > 65535) {
     set_err(err, err_len,
-            "max_ctx, max_seqs and max_batch must be positive, max_batch at most 65535 (got %lld, %lld, %lld)",
+            "max_ctx, max_seqs and max_batch must be positive, max_batch at most 65535 (got %lld, "
+            "%lld, %lld)",
             (long long)d.max_ctx, (long long)d.max_seqs, (long long)d.max_batch);
     return 1;
   }
@@ -153,9 +158,10 @@ int32_t plan_slice(const ShimmyModelDesc& d, SliceLayout* out, char* err, size_t
       const ShimmyTensor* t;
       const char* name;
       int64_t rows, cols;
-    } mats[] = {{&w.wq, "attn_q", Q, E},       {&w.wk, "attn_k", KV, E},  {&w.wv, "attn_v", KV, E},
-                {&w.wo, "attn_output", E, Q},  {&w.w_gate, "ffn_gate", F, E},
-                {&w.w_up, "ffn_up", F, E},     {&w.w_down, "ffn_down", E, F}};
+    } mats[] = {{&w.wq, "attn_q", Q, E},       {&w.wk, "attn_k", KV, E},
+                {&w.wv, "attn_v", KV, E},      {&w.wo, "attn_output", E, Q},
+                {&w.w_gate, "ffn_gate", F, E}, {&w.w_up, "ffn_up", F, E},
+                {&w.w_down, "ffn_down", E, F}};
     uint64_t bytes[7] = {};
     for (int j = 0; j < 7; ++j) {
       const auto& m = mats[j];
@@ -210,7 +216,8 @@ int32_t plan_slice(const ShimmyModelDesc& d, SliceLayout* out, char* err, size_t
   L.kv = 2 * L.kv_layer * static_cast<uint64_t>(d.layer_end - d.layer_begin);
 
   int64_t part = 0;
-  for (int64_t n = 1; n <= B; ++n) part = std::max(part, attn_partial_floats(n, d.max_ctx, H, KVH, hd));
+  for (int64_t n = 1; n <= B; ++n)
+    part = std::max(part, attn_partial_floats(n, d.max_ctx, H, KVH, hd));
   size_t off = 0;
   auto take = [&](size_t bytes) {
     const size_t at = off;
@@ -236,7 +243,9 @@ int32_t plan_slice(const ShimmyModelDesc& d, SliceLayout* out, char* err, size_t
   return 0;
 }
 
-bool backend_supports_type(uint32_t ggml_type) { return type_supported(ggml_type); }
+bool backend_supports_type(uint32_t ggml_type) {
+  return type_supported(ggml_type);
+}
 
 int32_t backend_slice_bytes(const ShimmyModelDesc* desc, ShimmySliceBytes* out, char* err,
                             size_t err_len) {

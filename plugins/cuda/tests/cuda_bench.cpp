@@ -7,6 +7,8 @@
 // on and off (tg steps after the prompt), and parallel decode (par slots, one token each
 // per step). Decode lines give the weight bytes read per step over the step time, and that
 // as a fraction of the device's peak memory bandwidth (the probe's figure).
+#include <cuda_runtime.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -15,8 +17,6 @@
 #include <random>
 #include <string>
 #include <vector>
-
-#include <cuda_runtime.h>
 
 #include "harness.h"
 #include "kernels.h"
@@ -43,23 +43,30 @@ struct Ctx {
   ShimmySliceBytes bytes{};
   std::vector<float> out;
 
-  Ctx(const ShimmyBackendApi* a, const model::Model& model, int64_t max_ctx, int64_t max_seqs, int64_t max_batch)
+  Ctx(const ShimmyBackendApi* a, const model::Model& model, int64_t max_ctx, int64_t max_seqs,
+      int64_t max_batch)
       : api(a), m(model) {
     desc = cudatest::make_desc(m, 0, m.cfg.n_layer, true, max_ctx, max_seqs, max_batch);
     char err[512] = "";
-    if (api->slice_bytes(0, &desc->d, &bytes, err, sizeof err) || api->create(0, &desc->d, &ctx, err, sizeof err)) {
+    if (api->slice_bytes(0, &desc->d, &bytes, err, sizeof err) ||
+        api->create(0, &desc->d, &ctx, err, sizeof err)) {
       std::fprintf(stderr, "shimmy-cuda-bench: %s\n", err);
       std::exit(1);
     }
   }
   ~Ctx() { api->destroy(ctx); }
 
-  void eval(const std::vector<int32_t>& tokens, const std::vector<int32_t>& seq, const std::vector<int32_t>& pos,
-            const std::vector<uint8_t>& want) {
+  void eval(const std::vector<int32_t>& tokens, const std::vector<int32_t>& seq,
+            const std::vector<int32_t>& pos, const std::vector<uint8_t>& want) {
     const std::vector<float> x = cudatest::embed(m, tokens), cs = cudatest::rope_table(m, pos);
     const int64_t n_out = std::count(want.begin(), want.end(), 1);
     out.resize(size_t(std::max<int64_t>(1, n_out) * m.cfg.n_vocab));
-    ShimmyBatch b{static_cast<int64_t>(tokens.size()), seq.data(), pos.data(), cs.data(), x.data(), want.data(),
+    ShimmyBatch b{static_cast<int64_t>(tokens.size()),
+                  seq.data(),
+                  pos.data(),
+                  cs.data(),
+                  x.data(),
+                  want.data(),
                   out.data()};
     char err[512] = "";
     if (api->eval(ctx, &b, err, sizeof err)) {
@@ -153,10 +160,12 @@ int bench_ops() {
       const double flop = 4.0 * double(n) * double(n) / 2 * sh.H * sh.hd;
       shimmy::cuda::attention_flash(p, nullptr);  // sets its shared-memory limit outside capture
       const double t_split = time_device([&](cudaStream_t s) { shimmy::cuda::attention(p, s); });
-      const double t_flash = time_device([&](cudaStream_t s) { shimmy::cuda::attention_flash(p, s); });
-      std::printf("%-20s prompt %-7lld %10.3f %12.2f  attention()\n", sh.name, (long long)n, t_split,
-                  flop / t_split / 1e9);
-      std::printf("%-20s prompt %-7lld %10.3f %12.2f  flash\n", sh.name, (long long)n, t_flash, flop / t_flash / 1e9);
+      const double t_flash =
+          time_device([&](cudaStream_t s) { shimmy::cuda::attention_flash(p, s); });
+      std::printf("%-20s prompt %-7lld %10.3f %12.2f  attention()\n", sh.name, (long long)n,
+                  t_split, flop / t_split / 1e9);
+      std::printf("%-20s prompt %-7lld %10.3f %12.2f  flash\n", sh.name, (long long)n, t_flash,
+                  flop / t_flash / 1e9);
       // Decode: one token at the last position of a cache of n, then 16 tokens at the last
       // 16 positions; the one-kernel path and the split kernels (SHIMMY_CUDA_ATTN=split).
       for (const char* path : {"one kernel", "split"}) {
@@ -167,8 +176,8 @@ int bench_ops() {
           p.n_tokens = nt;
           const double t_dec = time_device([&](cudaStream_t s) { shimmy::cuda::attention(p, s); });
           const double bytes = 2.0 * double(n) * double(KV) * 2;
-          std::printf("%-20s decode@%-7lld %10.4f %9.0f GB/s  %d token%s, %s\n", sh.name, (long long)n, t_dec,
-                      bytes / t_dec / 1e6, nt, nt > 1 ? "s" : "", path);
+          std::printf("%-20s decode@%-7lld %10.4f %9.0f GB/s  %d token%s, %s\n", sh.name,
+                      (long long)n, t_dec, bytes / t_dec / 1e6, nt, nt > 1 ? "s" : "", path);
         }
         unsetenv("SHIMMY_CUDA_ATTN");
       }
@@ -200,22 +209,28 @@ int bench_ops() {
 int main(int argc, char** argv) {
   if (argc >= 2 && !std::strcmp(argv[1], "--ops")) {
     if (cudatest::probe().n_devices == 0) {
-      std::fprintf(stderr, "shimmy-cuda-bench: no usable CUDA device: %s\n", cudatest::probe().reason);
+      std::fprintf(stderr, "shimmy-cuda-bench: no usable CUDA device: %s\n",
+                   cudatest::probe().reason);
       return 1;
     }
     return bench_ops();
   }
   if (argc < 2) {
-    std::fprintf(stderr, "usage: shimmy-cuda-bench MODEL.gguf [--pp N] [--tg N] [--par N] [--reps N]\n");
+    std::fprintf(stderr,
+                 "usage: shimmy-cuda-bench MODEL.gguf [--pp N] [--tg N] [--par N] [--reps N]\n");
     return 2;
   }
   int64_t pp = 512, tg = 128, par = 8, reps = 3;
   for (int i = 2; i + 1 < argc; i += 2) {
     const int64_t v = std::atoll(argv[i + 1]);
-    if (!std::strcmp(argv[i], "--pp")) pp = v;
-    else if (!std::strcmp(argv[i], "--tg")) tg = v;
-    else if (!std::strcmp(argv[i], "--par")) par = v;
-    else if (!std::strcmp(argv[i], "--reps")) reps = v;
+    if (!std::strcmp(argv[i], "--pp"))
+      pp = v;
+    else if (!std::strcmp(argv[i], "--tg"))
+      tg = v;
+    else if (!std::strcmp(argv[i], "--par"))
+      par = v;
+    else if (!std::strcmp(argv[i], "--reps"))
+      reps = v;
   }
   const ShimmyBackendApi* api = cudatest::api();
   if (!api) {
@@ -250,9 +265,10 @@ int main(int argc, char** argv) {
     Ctx c(api, m, ctx, 1, pp);
     unsetenv("SHIMMY_CUDA_GRAPHS");
     if (graphs) {
-      std::printf("model: %s  %lld layers  slice %.1f MiB weights + %.1f MiB KV + %.1f MiB scratch\n", argv[1],
-                  (long long)m.cfg.n_layer, c.bytes.weights / 1048576.0, c.bytes.kv / 1048576.0,
-                  c.bytes.scratch / 1048576.0);
+      std::printf(
+          "model: %s  %lld layers  slice %.1f MiB weights + %.1f MiB KV + %.1f MiB scratch\n",
+          argv[1], (long long)m.cfg.n_layer, c.bytes.weights / 1048576.0, c.bytes.kv / 1048576.0,
+          c.bytes.scratch / 1048576.0);
     }
     // Prompt: one batch of pp tokens, logits of the last.
     std::vector<double> t_pp;
@@ -280,12 +296,15 @@ int main(int argc, char** argv) {
     const double ms = median(t_tg), gbs = c.bytes.weights / (ms * 1e-3) / 1e9;
     (graphs ? ms_on : ms_off) = ms;
     if (graphs) gbs_on = gbs;
-    std::printf("graphs %-3s  pp%-5lld %9.2f ms %10.1f tok/s   tg%-4lld %7.3f ms/token %8.1f tok/s  %7.1f GB/s "
-                "(%.1f%% of peak)\n",
-                graphs ? "on" : "off", (long long)pp, median(t_pp), pp / (median(t_pp) * 1e-3), (long long)tg, ms,
-                1e3 / ms, gbs, 100.0 * gbs / peak);
+    std::printf(
+        "graphs %-3s  pp%-5lld %9.2f ms %10.1f tok/s   tg%-4lld %7.3f ms/token %8.1f tok/s  %7.1f "
+        "GB/s "
+        "(%.1f%% of peak)\n",
+        graphs ? "on" : "off", (long long)pp, median(t_pp), pp / (median(t_pp) * 1e-3),
+        (long long)tg, ms, 1e3 / ms, gbs, 100.0 * gbs / peak);
   }
-  std::printf("graph gain (decode): %.1f%% less time per token\n", 100.0 * (ms_off - ms_on) / ms_off);
+  std::printf("graph gain (decode): %.1f%% less time per token\n",
+              100.0 * (ms_off - ms_on) / ms_off);
   (void)gbs_on;
 
   // Parallel decode: par slots, each with a short prompt, one token per slot per step.
@@ -308,8 +327,8 @@ int main(int argc, char** argv) {
     }
     t.erase(t.begin());
     const double ms = median(t);
-    std::printf("parallel decode %lld slots (graphs): %.3f ms/step, %.1f tok/s total\n", (long long)par, ms,
-                par * 1e3 / ms);
+    std::printf("parallel decode %lld slots (graphs): %.3f ms/step, %.1f tok/s total\n",
+                (long long)par, ms, par * 1e3 / ms);
   }
   return 0;
 }

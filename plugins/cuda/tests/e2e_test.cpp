@@ -26,15 +26,17 @@ engine::ThreadPool& pool() {
   return p;
 }
 
-int32_t argmax(const float* row, int64_t n) { return static_cast<int32_t>(std::max_element(row, row + n) - row); }
+int32_t argmax(const float* row, int64_t n) {
+  return static_cast<int32_t>(std::max_element(row, row + n) - row);
+}
 
 // One plugin context; destroyed with the object.
 struct Gpu {
   std::unique_ptr<cudatest::Desc> desc;
   ShimmyContext* ctx = nullptr;
   std::string error;
-  Gpu(const model::Model& m, int64_t begin, int64_t end, bool head, int64_t max_ctx, int64_t max_seqs,
-      int64_t max_batch, int32_t kv_type = SHIMMY_KV_F16) {
+  Gpu(const model::Model& m, int64_t begin, int64_t end, bool head, int64_t max_ctx,
+      int64_t max_seqs, int64_t max_batch, int32_t kv_type = SHIMMY_KV_F16) {
     desc = cudatest::make_desc(m, begin, end, head, max_ctx, max_seqs, max_batch, kv_type);
     char err[512] = "";
     if (api()->create(0, &desc->d, &ctx, err, sizeof err) != 0) error = err;
@@ -59,8 +61,8 @@ struct Chain {
     b.insert(b.end(), cuts.begin(), cuts.end());
     b.push_back(model.cfg.n_layer);
     for (size_t i = 0; i + 1 < b.size(); ++i) {
-      parts.push_back(std::make_unique<Gpu>(m, b[i], b[i + 1], i + 2 == b.size(), max_ctx, max_seqs, max_batch,
-                                            kv_type));
+      parts.push_back(std::make_unique<Gpu>(m, b[i], b[i + 1], i + 2 == b.size(), max_ctx, max_seqs,
+                                            max_batch, kv_type));
       if (!parts.back()->error.empty() && error.empty()) error = parts.back()->error;
     }
   }
@@ -99,7 +101,8 @@ struct Chain {
 
   void truncate(int32_t seq, int64_t pos) {
     char err[256] = "";
-    for (auto& p : parts) EXPECT_EQ(api()->seq_truncate(p->ctx, seq, pos, err, sizeof err), 0) << err;
+    for (auto& p : parts)
+      EXPECT_EQ(api()->seq_truncate(p->ctx, seq, pos, err, sizeof err), 0) << err;
   }
 };
 
@@ -146,7 +149,8 @@ struct Stats {
   int64_t rows = 0, top1_same = 0;
   std::vector<double> ref_dlp;  // |Δ log-prob| of the GPU against llama.cpp's reference
   void add(const std::vector<float>& gpu, const std::vector<float>& cpu, int64_t V, bool decode) {
-    (decode ? decode_diff : prompt_diff) = std::max(decode ? decode_diff : prompt_diff, max_abs_diff(gpu, cpu));
+    (decode ? decode_diff : prompt_diff) =
+        std::max(decode ? decode_diff : prompt_diff, max_abs_diff(gpu, cpu));
     max_logit = std::max(max_logit, max_abs(cpu));
     for (size_t r = 0; r < gpu.size() / size_t(V); ++r) {
       ++rows;
@@ -159,14 +163,16 @@ struct Stats {
 // (8-bit blocks, or f16/bf16 for float weights) and the GPU kernels do not (or do
 // differently): bound the difference relative to the logits' scale. Measured on an H100 with
 // the reference matmul: at most 0.023 x max|logit| (stories260K-Q4_K_M), 0.004 for F32.
-double logit_tolerance(const Stats& s) { return 0.035 * std::max(1.0, s.max_logit); }
+double logit_tolerance(const Stats& s) {
+  return 0.035 * std::max(1.0, s.max_logit);
+}
 
 std::vector<std::string> available_models() {
   std::vector<std::string> out;
   for (const char* name : {"stories260K", "stories260K-F16", "stories260K-BF16", "stories260K-Q8_0",
-                           "stories260K-Q5_1", "stories260K-Q4_0", "stories260K-Q4_K_M", "stories260K-IQ4_NL",
-                           "t-llama-F16", "t-llama-Q8_0", "t-llama-Q4_0", "t-llama-Q4_K_M", "t-llama-Q2_K",
-                           "t-qwen2-Q6_K", "t-qwen2-Q5_K_M"}) {
+                           "stories260K-Q5_1", "stories260K-Q4_0", "stories260K-Q4_K_M",
+                           "stories260K-IQ4_NL", "t-llama-F16", "t-llama-Q8_0", "t-llama-Q4_0",
+                           "t-llama-Q4_K_M", "t-llama-Q2_K", "t-qwen2-Q6_K", "t-qwen2-Q5_K_M"}) {
     std::ifstream f(cudatest::model_path(std::string(name) + ".gguf"));
     if (f.good()) out.push_back(name);
   }
@@ -198,7 +204,8 @@ TEST_P(CudaModel, LogitsMatchCpu) {
   ASSERT_FALSE(ref.is_discarded()) << "reference/" << name << ".json";
   const int n_decode = 12;
   int64_t max_prompt = 0;
-  for (const auto& cs : ref["cases"]) max_prompt = std::max<int64_t>(max_prompt, cs["tokens"].size());
+  for (const auto& cs : ref["cases"])
+    max_prompt = std::max<int64_t>(max_prompt, cs["tokens"].size());
   const int64_t ctx = max_prompt + n_decode + 1;
   Chain gpu(m, {}, ctx, 1, max_prompt);
   ASSERT_TRUE(gpu.error.empty()) << gpu.error;
@@ -224,7 +231,8 @@ TEST_P(CudaModel, LogitsMatchCpu) {
       const float* row = got.data() + i * V;
       const double lse = lse_of(row, V), ref_lse = cs["positions"][i]["lse"];
       for (const auto& e : cs["positions"][i]["top"]) {
-        st.ref_dlp.push_back(std::abs((row[e[0].get<int32_t>()] - lse) - (e[1].get<double>() - ref_lse)));
+        st.ref_dlp.push_back(
+            std::abs((row[e[0].get<int32_t>()] - lse) - (e[1].get<double>() - ref_lse)));
       }
     }
     // Decode one token per step (the graph path), following the CPU's greedy choice.
@@ -242,10 +250,11 @@ TEST_P(CudaModel, LogitsMatchCpu) {
   for (double d : st.ref_dlp) mean += d;
   mean /= double(st.ref_dlp.size());
   const double p99 = st.ref_dlp[size_t(0.99 * double(st.ref_dlp.size() - 1))];
-  std::printf("[cuda-vs-cpu] %-20s max|dlogit| prompt %.5f decode %.5f (max|logit| %.2f, tol %.3f)  "
-              "top1 same %lld/%lld  vs reference: mean %.5f p99 %.5f\n",
-              name.c_str(), st.prompt_diff, st.decode_diff, st.max_logit, logit_tolerance(st),
-              (long long)st.top1_same, (long long)st.rows, mean, p99);
+  std::printf(
+      "[cuda-vs-cpu] %-20s max|dlogit| prompt %.5f decode %.5f (max|logit| %.2f, tol %.3f)  "
+      "top1 same %lld/%lld  vs reference: mean %.5f p99 %.5f\n",
+      name.c_str(), st.prompt_diff, st.decode_diff, st.max_logit, logit_tolerance(st),
+      (long long)st.top1_same, (long long)st.rows, mean, p99);
   EXPECT_LE(st.prompt_diff, logit_tolerance(st));
   EXPECT_LE(st.decode_diff, logit_tolerance(st));
   EXPECT_GE(double(st.top1_same), 0.95 * double(st.rows)) << "argmax agrees too rarely";
@@ -288,7 +297,9 @@ TEST(CudaEndToEnd, StoriesGreedyContinuation) {
   }
   text += dec.flush();
   std::printf("[cuda] stories260K: \"Once upon a time%s\"\n", text.c_str());
-  EXPECT_EQ(text, ", there was a little girl named Lily. She loved to play outside in the park. One day, she saw");
+  EXPECT_EQ(text,
+            ", there was a little girl named Lily. She loved to play outside in the park. One day, "
+            "she saw");
 }
 
 // ---- slices: layers split over contexts (partial offload) ----------------------------------
@@ -330,13 +341,15 @@ TEST_P(CudaSlices, ChainedSlicesMatchCpu) {
       next = argmax(w1.data(), V);
     }
     std::printf("[cuda-slices] %-20s cut at %lld of %lld: max|dlogit| prompt %.5f decode %.5f\n",
-                GetParam().c_str(), (long long)cuts[0], (long long)L, st.prompt_diff, st.decode_diff);
+                GetParam().c_str(), (long long)cuts[0], (long long)L, st.prompt_diff,
+                st.decode_diff);
     EXPECT_LE(st.prompt_diff, logit_tolerance(st));
     EXPECT_LE(st.decode_diff, logit_tolerance(st));
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, CudaSlices, ::testing::Values("stories260K", "t-llama-Q4_K_M", "t-qwen2-Q6_K"),
+INSTANTIATE_TEST_SUITE_P(Models, CudaSlices,
+                         ::testing::Values("stories260K", "t-llama-Q4_K_M", "t-qwen2-Q6_K"),
                          test_name);
 
 // ---- several sequence slots in one batch; graphs against direct launches -------------------
@@ -356,11 +369,13 @@ TEST(CudaEndToEnd, ParallelSlotsMatchCpuAndGraphsMatchDirect) {
   std::vector<model::BatchToken> batch;
   for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {  // interleaved
     if (i < a.size()) {
-      tokens.push_back(a[i]), seq.push_back(0), pos.push_back(int32_t(i)), want.push_back(i + 1 == a.size());
+      tokens.push_back(a[i]), seq.push_back(0), pos.push_back(int32_t(i)),
+          want.push_back(i + 1 == a.size());
       batch.push_back({a[i], int32_t(i), &ca, i + 1 == a.size()});
     }
     if (i < b.size()) {
-      tokens.push_back(b[i]), seq.push_back(2), pos.push_back(int32_t(i)), want.push_back(i + 1 == b.size());
+      tokens.push_back(b[i]), seq.push_back(2), pos.push_back(int32_t(i)),
+          want.push_back(i + 1 == b.size());
       batch.push_back({b[i], int32_t(i), &cb, i + 1 == b.size()});
     }
   }
@@ -385,13 +400,14 @@ TEST(CudaEndToEnd, ParallelSlotsMatchCpuAndGraphsMatchDirect) {
     const auto w = cpu_eval(fwd, {{na, pa, &ca, true}, {nb, pb, &cb, true}});
     const auto gd = direct.eval({na, nb}, {0, 2}, {pa, pb}, {1, 1});
     const auto gg = graphs.eval({na, nb}, {0, 2}, {pa, pb}, {1, 1});
-    EXPECT_EQ(gd, gg) << "decode step " << step << ": graph replay differs from direct launches (same kernels)";
+    EXPECT_EQ(gd, gg) << "decode step " << step
+                      << ": graph replay differs from direct launches (same kernels)";
     st.add(gg, w, V, true);
     na = argmax(w.data(), V);
     nb = argmax(w.data() + V, V);
   }
-  std::printf("[cuda-parallel] two slots in one batch: max|dlogit| prompt %.5f decode %.5f\n", st.prompt_diff,
-              st.decode_diff);
+  std::printf("[cuda-parallel] two slots in one batch: max|dlogit| prompt %.5f decode %.5f\n",
+              st.prompt_diff, st.decode_diff);
   EXPECT_LE(st.prompt_diff, logit_tolerance(st));
   EXPECT_LE(st.decode_diff, logit_tolerance(st));
 }
@@ -414,8 +430,9 @@ TEST(CudaEndToEnd, FlashPromptMatchesSplitKernel) {
   const std::vector<uint8_t> want(n, 1);
   const auto a = split.eval(t, seq, pos, want), b = flash.eval(t, seq, pos, want);
   const double d = max_abs_diff(a, b);
-  std::printf("[cuda-flash] 150-token prompt, flash vs split kernel: max|dlogit| %.5f (max|logit| %.2f)\n", d,
-              max_abs(a));
+  std::printf(
+      "[cuda-flash] 150-token prompt, flash vs split kernel: max|dlogit| %.5f (max|logit| %.2f)\n",
+      d, max_abs(a));
   EXPECT_LE(d, 0.01 * std::max(1.0, max_abs(a)));
 }
 
@@ -450,7 +467,8 @@ TEST(CudaEndToEnd, ErrorsAreClear) {
   {  // a position that skips ahead of what the slot holds
     Chain gpu(m, {}, 32, 1, 4);
     ASSERT_TRUE(gpu.error.empty()) << gpu.error;
-    std::vector<float> x = cudatest::embed(m, {5}), cs = cudatest::rope_table(m, {3}), out(m.cfg.n_vocab);
+    std::vector<float> x = cudatest::embed(m, {5}), cs = cudatest::rope_table(m, {3}),
+                       out(m.cfg.n_vocab);
     const int32_t seq = 0, pos = 3;
     const uint8_t want = 1;
     ShimmyBatch b{1, &seq, &pos, cs.data(), x.data(), &want, out.data()};
@@ -491,8 +509,9 @@ TEST(CudaEndToEnd, ProbeReportsDevicesOrWhyNot) {
   std::printf("[cuda] plugin %s; %s\n", api()->version, p.runtime);
   for (int i = 0; i < p.n_devices; ++i) {
     const ShimmyDeviceInfo& d = p.devices[i];
-    std::printf("[cuda] device %d: %s, cc %d.%d, %.0f/%.0f MiB free, %.0f GB/s peak\n", i, d.name, d.cc_major,
-                d.cc_minor, d.free_bytes / 1048576.0, d.total_bytes / 1048576.0, d.mem_bandwidth_gbs);
+    std::printf("[cuda] device %d: %s, cc %d.%d, %.0f/%.0f MiB free, %.0f GB/s peak\n", i, d.name,
+                d.cc_major, d.cc_minor, d.free_bytes / 1048576.0, d.total_bytes / 1048576.0,
+                d.mem_bandwidth_gbs);
     EXPECT_GT(d.total_bytes, 0u);
     EXPECT_LE(d.free_bytes, d.total_bytes);
   }

@@ -58,15 +58,23 @@ Loaded& loaded() {
 
 }  // namespace
 
-const ShimmyBackendApi* api() { return loaded().api; }
-const std::string& load_error() { return loaded().error; }
-const ShimmyProbe& probe() { return loaded().probe; }
+const ShimmyBackendApi* api() {
+  return loaded().api;
+}
+const std::string& load_error() {
+  return loaded().error;
+}
+const ShimmyProbe& probe() {
+  return loaded().probe;
+}
 
 std::string shared_dir() {
   if (const char* e = std::getenv("SHIMMY_SHARED_DIR")) return e;
   return SHIMMY_SHARED_DIR;
 }
-std::string model_path(const std::string& file) { return shared_dir() + "/models/" + file; }
+std::string model_path(const std::string& file) {
+  return shared_dir() + "/models/" + file;
+}
 
 std::unique_ptr<Desc> make_desc(const model::Model& m, int64_t begin, int64_t end, bool with_head,
                                 int64_t max_ctx, int64_t max_seqs, int64_t max_batch,
@@ -82,8 +90,8 @@ std::vector<float> embed(const model::Model& m, const std::vector<int32_t>& toke
   std::vector<float> x(tokens.size() * static_cast<size_t>(E));
   for (size_t i = 0; i < tokens.size(); ++i) {
     const auto& te = m.token_embd;
-    const Status s = quant::dequantize_row(te.type, te.data + static_cast<size_t>(tokens[i]) * te.row_bytes,
-                                           x.data() + i * E, E);
+    const Status s = quant::dequantize_row(
+        te.type, te.data + static_cast<size_t>(tokens[i]) * te.row_bytes, x.data() + i * E, E);
     if (!s.ok()) return {};
   }
   return x;

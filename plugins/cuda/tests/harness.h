@@ -41,4 +41,3 @@ std::vector<float> embed(const model::Model& m, const std::vector<int32_t>& toke
 std::vector<float> rope_table(const model::Model& m, const std::vector<int32_t>& pos);
 
 }  // namespace shimmy::cudatest
-

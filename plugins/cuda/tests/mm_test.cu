@@ -49,22 +49,21 @@ const std::string& gpu_unusable() {
   return why;
 }
 
-#define SKIP_WITHOUT_GPU()                                            \
-  do {                                                                \
-    if (!gpu_unusable().empty()) GTEST_SKIP() << gpu_unusable();      \
+#define SKIP_WITHOUT_GPU()                                       \
+  do {                                                           \
+    if (!gpu_unusable().empty()) GTEST_SKIP() << gpu_unusable(); \
   } while (0)
 
-#define CUDA_OK(expr)                                                          \
-  do {                                                                         \
-    const cudaError_t e_ = (expr);                                             \
-    ASSERT_EQ(e_, cudaSuccess) << #expr << ": " << cudaGetErrorString(e_);     \
+#define CUDA_OK(expr)                                                      \
+  do {                                                                     \
+    const cudaError_t e_ = (expr);                                         \
+    ASSERT_EQ(e_, cudaSuccess) << #expr << ": " << cudaGetErrorString(e_); \
   } while (0)
 
-const TensorType kTypes[] = {TensorType::F32,  TensorType::F16,  TensorType::BF16,
-                             TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_1,
-                             TensorType::Q5_0, TensorType::Q5_1, TensorType::Q2_K,
-                             TensorType::Q3_K, TensorType::Q4_K, TensorType::Q5_K,
-                             TensorType::Q6_K, TensorType::IQ4_NL};
+const TensorType kTypes[] = {
+    TensorType::F32,  TensorType::F16,  TensorType::BF16, TensorType::Q8_0,  TensorType::Q4_0,
+    TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1, TensorType::Q2_K,  TensorType::Q3_K,
+    TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K, TensorType::IQ4_NL};
 const int64_t kMs[] = {1, 2, 7, 16, 64, 512};
 
 bool is_k(TensorType t) {
@@ -176,7 +175,8 @@ void run_case(TensorType type, int64_t m, int64_t rows, int64_t cols) {
   CUDA_OK(cudaStreamDestroy(s));
   ASSERT_EQ(std::memcmp(y[0].data(), y[1].data(), ybytes), 0) << "two runs differ";
   if (m > 1 && m <= 16)
-    EXPECT_EQ(std::memcmp(y1.data(), y[0].data(), y1.size() * 4), 0) << "m = 1 differs from row 0 of m = " << m;
+    EXPECT_EQ(std::memcmp(y1.data(), y[0].data(), y1.size() * 4), 0)
+        << "m = 1 differs from row 0 of m = " << m;
 
   const bool decode = m <= 16;
   const double tol = decode ? 1e-5 : (type == TensorType::F16 ? 1e-3 : 0.00390625 + 1e-5);
@@ -208,13 +208,15 @@ void run_case(TensorType type, int64_t m, int64_t rows, int64_t cols) {
     for (int64_t r = rows; r < ldy; ++r) {
       uint32_t bits;
       std::memcpy(&bits, &y[0][size_t(i * ldy + r)], 4);
-      if (bits != 0xFFFFFFFFu && bad++ < 5) ADD_FAILURE() << "padding y[" << i << "][" << r << "] written";
+      if (bits != 0xFFFFFFFFu && bad++ < 5)
+        ADD_FAILURE() << "padding y[" << i << "][" << r << "] written";
     }
   }
   EXPECT_EQ(bad, 0) << bad << " bad outputs";
-  std::printf("  %-6s m=%-3lld [%lld, %lld]  max |err|/sum|wx| = %.2e (bound %.1e)  rel L2 = %.2e\n",
-              shimmy::gguf::type_name(tid).c_str(), (long long)m, (long long)rows,
-              (long long)cols, worst, tol, std::sqrt(err2 / (ref2 + 1e-300)));
+  std::printf(
+      "  %-6s m=%-3lld [%lld, %lld]  max |err|/sum|wx| = %.2e (bound %.1e)  rel L2 = %.2e\n",
+      shimmy::gguf::type_name(tid).c_str(), (long long)m, (long long)rows, (long long)cols, worst,
+      tol, std::sqrt(err2 / (ref2 + 1e-300)));
 }
 
 TEST_P(MatmulTest, MatchesFloat64Reference) {
@@ -226,12 +228,12 @@ TEST_P(MatmulTest, MatchesFloat64Reference) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    AllTypes, MatmulTest, ::testing::Combine(::testing::ValuesIn(kTypes), ::testing::ValuesIn(kMs)),
-    [](const ::testing::TestParamInfo<MatmulTest::ParamType>& info) {
-      return shimmy::gguf::type_name(uint32_t(std::get<0>(info.param))) + "_m" +
-             std::to_string(std::get<1>(info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulTest,
+                         ::testing::Combine(::testing::ValuesIn(kTypes), ::testing::ValuesIn(kMs)),
+                         [](const ::testing::TestParamInfo<MatmulTest::ParamType>& info) {
+                           return shimmy::gguf::type_name(uint32_t(std::get<0>(info.param))) +
+                                  "_m" + std::to_string(std::get<1>(info.param));
+                         });
 
 // The contract's edges (no kernel runs).
 TEST(MatmulContract, ShapesAndTypes) {

@@ -2,6 +2,8 @@
 // inputs: RMSNorm + residual add, the q/k/v step (bias, qk-norm, rope normal and NeoX,
 // f16 rounding, KV store), attention (prompt and decode shapes, GQA, f16 and f32 caches),
 // SwiGLU, and the weight matmul contract (mm/matmul.h) for every weight type.
+#include "backend/cpu/ops.h"
+
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -10,7 +12,6 @@
 #include <random>
 
 #include "backend/cpu/attention.h"
-#include "backend/cpu/ops.h"
 #include "backend/cpu/quant/blocks.h"
 #include "backend/cpu/quant/kernels.h"
 #include "cuda_test_util.h"
@@ -22,7 +23,8 @@ using namespace shimmy;
 
 namespace {
 
-#define CUDA_OK(call) ASSERT_EQ((call), cudaSuccess) << #call << ": " << cudaGetErrorString(cudaGetLastError())
+#define CUDA_OK(call) \
+  ASSERT_EQ((call), cudaSuccess) << #call << ": " << cudaGetErrorString(cudaGetLastError())
 
 // Device copy of a host vector; freed on scope exit.
 template <typename T>
@@ -55,7 +57,9 @@ std::vector<float> random_vec(size_t n, uint32_t seed, float lo = -1.0f, float h
   return v;
 }
 
-float f16_round(float x) { return quant::fp16_to_f32(quant::f32_to_fp16(x)); }
+float f16_round(float x) {
+  return quant::fp16_to_f32(quant::f32_to_fp16(x));
+}
 
 // max |a - b| / (|b| + floor)
 double max_rel(const std::vector<float>& a, const std::vector<float>& b, double floor = 1e-3) {
@@ -84,13 +88,15 @@ TEST(CudaOps, RmsNormResidualAdd) {
   for (int64_t n : {8, 64, 172, 4099}) {
     SCOPED_TRACE(n);
     const int64_t rows = 6;
-    auto x = random_vec(rows * n, 1, -3, 3), add = random_vec(rows * n, 2), w = random_vec(n, 3, 0.5f, 1.5f);
+    auto x = random_vec(rows * n, 1, -3, 3), add = random_vec(rows * n, 2),
+         w = random_vec(n, 3, 0.5f, 1.5f);
     const float eps = 1e-5f;
     // CPU: x += add; h = rmsnorm(x) * w. Rows 1 and 4 are left out of the packed output.
     std::vector<float> cx = x, ch(rows * n);
     const std::vector<int32_t> out_row = {0, -1, 1, 2, -1, 3};
     for (int64_t r = 0; r < rows; ++r) cpu::add_inplace(cx.data() + r * n, add.data() + r * n, n);
-    for (int64_t r = 0; r < rows; ++r) cpu::rms_norm(cx.data() + r * n, w.data(), ch.data() + r * n, n, eps);
+    for (int64_t r = 0; r < rows; ++r)
+      cpu::rms_norm(cx.data() + r * n, w.data(), ch.data() + r * n, n, eps);
 
     Dev<float> dx(x), dadd(add), dw(w), dh(rows * n), dh2(rows * n);
     Dev<int32_t> drow(out_row);
@@ -103,7 +109,8 @@ TEST(CudaOps, RmsNormResidualAdd) {
     const auto packed = dh2.get();
     for (int64_t r = 0; r < rows; ++r) {
       if (out_row[r] < 0) continue;
-      std::vector<float> got(packed.begin() + out_row[r] * n, packed.begin() + (out_row[r] + 1) * n);
+      std::vector<float> got(packed.begin() + out_row[r] * n,
+                             packed.begin() + (out_row[r] + 1) * n);
       std::vector<float> want(ch.begin() + r * n, ch.begin() + (r + 1) * n);
       EXPECT_LE(max_rel(got, want), 1e-6) << "packed row " << r;
     }
@@ -131,7 +138,8 @@ TEST_P(CudaQkv, MatchesCpu) {
   rp.base = tc.neox ? 1e6f : 1e4f;
   std::vector<float> cs(n * rp.n_rot);
   for (int i = 0; i < n; ++i) cpu::rope_cos_sin(rp, pos[i], cs.data() + i * rp.n_rot);
-  auto q = random_vec(n * Q, 10, -2, 2), k = random_vec(n * KV, 11, -2, 2), v = random_vec(n * KV, 12, -2, 2);
+  auto q = random_vec(n * Q, 10, -2, 2), k = random_vec(n * KV, 11, -2, 2),
+       v = random_vec(n * KV, 12, -2, 2);
   auto bq = random_vec(Q, 13), bk = random_vec(KV, 14), bv = random_vec(KV, 15);
   auto qn = random_vec(hd, 16, 0.5f, 1.5f), kn = random_vec(hd, 17, 0.5f, 1.5f);
   const float eps = 1e-6f;
@@ -162,7 +170,8 @@ TEST_P(CudaQkv, MatchesCpu) {
   for (int i = 0; i < n; ++i) {
     std::copy(q.begin() + i * Q, q.begin() + (i + 1) * Q, qkv.begin() + i * (Q + 2 * KV));
     std::copy(k.begin() + i * KV, k.begin() + (i + 1) * KV, qkv.begin() + i * (Q + 2 * KV) + Q);
-    std::copy(v.begin() + i * KV, v.begin() + (i + 1) * KV, qkv.begin() + i * (Q + 2 * KV) + Q + KV);
+    std::copy(v.begin() + i * KV, v.begin() + (i + 1) * KV,
+              qkv.begin() + i * (Q + 2 * KV) + Q + KV);
   }
   Dev<float> dqkv(qkv), dqo(size_t(n) * Q);
   cuda::QkvParams p{};
@@ -224,17 +233,19 @@ TEST_P(CudaQkv, MatchesCpu) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Rope, CudaQkv,
-                         ::testing::Values(QkvCase{false, false, false, true}, QkvCase{true, false, false, true},
-                                           QkvCase{false, true, true, true}, QkvCase{true, true, true, false},
-                                           QkvCase{true, false, true, true}, QkvCase{false, false, false, false},
-                                           QkvCase{false, true, true, true, true}, QkvCase{true, false, false, false, true}),
-                         [](const auto& i) {
-                           const QkvCase& c = i.param;
-                           return std::string(c.neox ? "NeoX" : "Normal") + (c.partial_rot ? "Partial" : "Full") +
-                                  (c.bias_norm ? "BiasNorm" : "") + (c.kv_f16 ? "F16" : "F32") +
-                                  (c.stacked ? "Stacked" : "");
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Rope, CudaQkv,
+    ::testing::Values(QkvCase{false, false, false, true}, QkvCase{true, false, false, true},
+                      QkvCase{false, true, true, true}, QkvCase{true, true, true, false},
+                      QkvCase{true, false, true, true}, QkvCase{false, false, false, false},
+                      QkvCase{false, true, true, true, true},
+                      QkvCase{true, false, false, false, true}),
+    [](const auto& i) {
+      const QkvCase& c = i.param;
+      return std::string(c.neox ? "NeoX" : "Normal") + (c.partial_rot ? "Partial" : "Full") +
+             (c.bias_norm ? "BiasNorm" : "") + (c.kv_f16 ? "F16" : "F32") +
+             (c.stacked ? "Stacked" : "");
+    });
 
 // ---- attention --------------------------------------------------------------------------
 
@@ -254,7 +265,8 @@ TEST_P(CudaAttention, MatchesCpu) {
   const AttnCase& tc = GetParam();
   const int n = static_cast<int>(tc.seq.size()), H = tc.H, KVH = tc.KVH, hd = tc.hd;
   const int64_t KV = int64_t(KVH) * hd, Q = int64_t(H) * hd, group = H / KVH;
-  const int64_t max_seqs = *std::max_element(tc.seq.begin(), tc.seq.end()) + 1, max_ctx = tc.max_ctx;
+  const int64_t max_seqs = *std::max_element(tc.seq.begin(), tc.seq.end()) + 1,
+                max_ctx = tc.max_ctx;
   const size_t cache_n = size_t(max_seqs * max_ctx * KV);
   // Random cache contents (as f16 values when the cache is f16) and f16-rounded q.
   auto kf = random_vec(cache_n, 21, -1.5f, 1.5f), vf = random_vec(cache_n, 22);
@@ -271,7 +283,8 @@ TEST_P(CudaAttention, MatchesCpu) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   for (int i = 0; i < n; ++i) {
     for (int h = 0; h < H; ++h) {
-      const int64_t g = h / group, n_pos = tc.pos[i] + 1, base = int64_t(tc.seq[i]) * max_ctx * KV + g * hd;
+      const int64_t g = h / group, n_pos = tc.pos[i] + 1,
+                    base = int64_t(tc.seq[i]) * max_ctx * KV + g * hd;
       const float* qh = q.data() + i * Q + h * hd;
       float* out = want.data() + i * Q + h * hd;
       if (tc.kv_f16) {
@@ -295,8 +308,10 @@ TEST_P(CudaAttention, MatchesCpu) {
     }
   }
 
-  Dev<float> dq(q), datt(n * Q), dk32(tc.kv_f16 ? std::vector<float>() : kf), dv32(tc.kv_f16 ? std::vector<float>() : vf);
-  Dev<uint16_t> dk16(tc.kv_f16 ? k16 : std::vector<uint16_t>()), dv16(tc.kv_f16 ? v16 : std::vector<uint16_t>());
+  Dev<float> dq(q), datt(n * Q), dk32(tc.kv_f16 ? std::vector<float>() : kf),
+      dv32(tc.kv_f16 ? std::vector<float>() : vf);
+  Dev<uint16_t> dk16(tc.kv_f16 ? k16 : std::vector<uint16_t>()),
+      dv16(tc.kv_f16 ? v16 : std::vector<uint16_t>());
   Dev<int32_t> dseq(tc.seq), dpos(tc.pos);
   Dev<float> part(size_t(cuda::attn_partial_floats(n, max_ctx, H, KVH, hd)));
   CUDA_OK(cudaMemset(part.p, 0, part.n * sizeof(float)));  // the decode kernel's counters
@@ -330,7 +345,8 @@ TEST_P(CudaAttention, MatchesCpu) {
                 (long long)cuda::dec_chunk(max_ctx), d);
   } else {
     std::printf("[attention] %-16s split %d x %lld  max |gpu - cpu| = %.3g\n", tc.name,
-                cuda::split_plan(n, max_ctx, KVH).n_split, (long long)cuda::split_plan(n, max_ctx, KVH).chunk, d);
+                cuda::split_plan(n, max_ctx, KVH).n_split,
+                (long long)cuda::split_plan(n, max_ctx, KVH).chunk, d);
   }
   if (!tc.flash && cuda::dec_supported(hd, H / KVH)) {
     // The one-kernel path on the whole batch (several launches beyond kDecTokens tokens):
@@ -344,7 +360,8 @@ TEST_P(CudaAttention, MatchesCpu) {
     CUDA_OK(cudaGetLastError());
     const auto got2 = datt2.get();
     const double d2 = max_abs(got2, want);
-    std::printf("[attention] %-16s one kernel on all %d tokens  max |gpu - cpu| = %.3g\n", tc.name, n, d2);
+    std::printf("[attention] %-16s one kernel on all %d tokens  max |gpu - cpu| = %.3g\n", tc.name,
+                n, d2);
     EXPECT_LE(d2, tc.kv_f16 ? 2e-3 : 1e-5);
     if (n <= cuda::kDecTokens) {
       EXPECT_EQ(std::memcmp(got.data(), got2.data(), got.size() * sizeof(float)), 0);
@@ -396,17 +413,25 @@ INSTANTIATE_TEST_SUITE_P(
         // a context longer than 64 chunks of 128 (chunks of 640: several tiles a warp)
         AttnCase{"LongCtx", 16, 2, 64, 40000, {0, 1, 2}, {39999, 20000, 641}, true},
         // a mixed batch of 37 tokens over 5 slots (three launches of 16), group 16
-        AttnCase{"MixedBatch", 16, 1, 64, 1200,
-                 {0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4,
-                  0, 1, 2, 3, 4, 0, 1},
-                 {0, 5, 100, 1000, 1199, 1, 6, 101, 1001, 33, 2, 7, 102, 1002, 34, 3, 8, 103, 1003, 35,
-                  4, 9, 104, 1004, 36, 5, 10, 105, 1005, 37, 6, 11, 106, 1006, 38, 7, 12},
-                 true},
+        AttnCase{
+            "MixedBatch",
+            16,
+            1,
+            64,
+            1200,
+            {0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3,
+             4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1},
+            {0, 5, 100, 1000, 1199, 1, 6,  101, 1001, 33, 2, 7,  102, 1002, 34, 3, 8, 103, 1003, 35,
+             4, 9, 104, 1004, 36,   5, 10, 105, 1005, 37, 6, 11, 106, 1006, 38, 7, 12},
+            true},
         // flash (prompt) kernel: a fresh prompt, a prompt continuing a cached prefix in slot 1
         // with a partial last tile, and small heads
-        AttnCase{"FlashPrompt", 8, 2, 64, 256, std::vector<int32_t>(200, 0), iota_pos(200), true, true},
-        AttnCase{"FlashOffsetHd128", 14, 2, 128, 300, std::vector<int32_t>(77, 1), iota_pos(77, 100), true, true},
-        AttnCase{"FlashHd16", 4, 4, 16, 100, std::vector<int32_t>(70, 0), iota_pos(70, 20), true, true}),
+        AttnCase{"FlashPrompt", 8, 2, 64, 256, std::vector<int32_t>(200, 0), iota_pos(200), true,
+                 true},
+        AttnCase{"FlashOffsetHd128", 14, 2, 128, 300, std::vector<int32_t>(77, 1),
+                 iota_pos(77, 100), true, true},
+        AttnCase{"FlashHd16", 4, 4, 16, 100, std::vector<int32_t>(70, 0), iota_pos(70, 20), true,
+                 true}),
     [](const auto& i) { return std::string(i.param.name); });
 
 // ---- SwiGLU -------------------------------------------------------------------------------
@@ -499,13 +524,14 @@ TEST_P(CudaMatmul, MatchesDequantizedProduct) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, CudaMatmul,
-                         ::testing::Values(gguf::TensorType::F32, gguf::TensorType::F16, gguf::TensorType::BF16,
-                                           gguf::TensorType::Q8_0, gguf::TensorType::Q4_0, gguf::TensorType::Q4_1,
-                                           gguf::TensorType::Q5_0, gguf::TensorType::Q5_1, gguf::TensorType::IQ4_NL,
-                                           gguf::TensorType::Q2_K, gguf::TensorType::Q3_K, gguf::TensorType::Q4_K,
-                                           gguf::TensorType::Q5_K, gguf::TensorType::Q6_K),
-                         [](const auto& i) { return gguf::type_name(static_cast<uint32_t>(i.param)); });
+INSTANTIATE_TEST_SUITE_P(
+    Types, CudaMatmul,
+    ::testing::Values(gguf::TensorType::F32, gguf::TensorType::F16, gguf::TensorType::BF16,
+                      gguf::TensorType::Q8_0, gguf::TensorType::Q4_0, gguf::TensorType::Q4_1,
+                      gguf::TensorType::Q5_0, gguf::TensorType::Q5_1, gguf::TensorType::IQ4_NL,
+                      gguf::TensorType::Q2_K, gguf::TensorType::Q3_K, gguf::TensorType::Q4_K,
+                      gguf::TensorType::Q5_K, gguf::TensorType::Q6_K),
+    [](const auto& i) { return gguf::type_name(static_cast<uint32_t>(i.param)); });
 
 // The gate/up product with SwiGLU in its epilogue (matmul_swiglu, decode): the same bits as
 // the product of the interleaved weight followed by swiglu_rows8, for every m <= 16, with
@@ -544,18 +570,23 @@ TEST_P(CudaMatmulSwiglu, SameBitsAsProductThenSwiglu) {
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < f; ++j)
         ASSERT_EQ(std::memcmp(&got[i * (f + 5) + j], &want[i * f + j], 4), 0)
-            << "value " << j << " of row " << i << ": " << got[i * (f + 5) + j] << " vs " << want[i * f + j];
+            << "value " << j << " of row " << i << ": " << got[i * (f + 5) + j] << " vs "
+            << want[i * f + j];
   }
   EXPECT_FALSE(cuda::matmul_swiglu(dwt, nullptr, 17, nullptr, f, nullptr));  // prompt sizes: no
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Types, CudaMatmulSwiglu,
-    ::testing::Values(GluCase{gguf::TensorType::F16, 5632, 2048}, GluCase{gguf::TensorType::Q8_0, 5632, 2048},
-                      GluCase{gguf::TensorType::Q4_0, 5632, 2048}, GluCase{gguf::TensorType::Q4_K, 5632, 2048},
-                      GluCase{gguf::TensorType::Q4_0, 40, 128}, GluCase{gguf::TensorType::Q8_0, 24, 128},
-                      GluCase{gguf::TensorType::Q4_K, 48, 256}, GluCase{gguf::TensorType::Q6_K, 88, 512}),
-    [](const auto& i) {
-      return std::string(gguf::type_name(static_cast<uint32_t>(i.param.t))) + "_" + std::to_string(i.param.f) +
-             "x" + std::to_string(i.param.cols);
-    });
+INSTANTIATE_TEST_SUITE_P(Types, CudaMatmulSwiglu,
+                         ::testing::Values(GluCase{gguf::TensorType::F16, 5632, 2048},
+                                           GluCase{gguf::TensorType::Q8_0, 5632, 2048},
+                                           GluCase{gguf::TensorType::Q4_0, 5632, 2048},
+                                           GluCase{gguf::TensorType::Q4_K, 5632, 2048},
+                                           GluCase{gguf::TensorType::Q4_0, 40, 128},
+                                           GluCase{gguf::TensorType::Q8_0, 24, 128},
+                                           GluCase{gguf::TensorType::Q4_K, 48, 256},
+                                           GluCase{gguf::TensorType::Q6_K, 88, 512}),
+                         [](const auto& i) {
+                           return std::string(gguf::type_name(static_cast<uint32_t>(i.param.t))) +
+                                  "_" + std::to_string(i.param.f) + "x" +
+                                  std::to_string(i.param.cols);
+                         });

@@ -22,7 +22,8 @@ namespace {
 
 float yarn_corr_dim(int64_t n_rot, int64_t n_ctx_orig, float n_rotations, float base) {
   return static_cast<float>(n_rot) *
-         std::log(static_cast<float>(n_ctx_orig) / (n_rotations * 2.0f * static_cast<float>(M_PI))) /
+         std::log(static_cast<float>(n_ctx_orig) /
+                  (n_rotations * 2.0f * static_cast<float>(M_PI))) /
          (2.0f * std::log(base));
 }
 
@@ -58,8 +59,7 @@ void rope_cos_sin(const RopeParams& p, int64_t pos, float* cs) {
   }
 }
 
-void rope_apply(const RopeParams& p, const float* cs, float* x, int64_t n_heads,
-                int64_t head_dim) {
+void rope_apply(const RopeParams& p, const float* cs, float* x, int64_t n_heads, int64_t head_dim) {
   const int64_t half = p.n_rot / 2;
   for (int64_t h = 0; h < n_heads; ++h) {
     float* v = x + h * head_dim;

@@ -12,10 +12,10 @@ void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps);
 
 // Rotary embedding parameters for one model (see RopeCache).
 struct RopeParams {
-  int64_t n_rot = 0;         // rotated dimensions per head (<= head_dim)
+  int64_t n_rot = 0;  // rotated dimensions per head (<= head_dim)
   float base = 10000.0f;
-  bool neox = false;         // pairs (i, i + n_rot/2) instead of (2i, 2i+1)
-  float freq_scale = 1.0f;   // 1/linear factor (positions are multiplied by it)
+  bool neox = false;                    // pairs (i, i + n_rot/2) instead of (2i, 2i+1)
+  float freq_scale = 1.0f;              // 1/linear factor (positions are multiplied by it)
   const float* freq_factors = nullptr;  // [n_rot/2] Llama-3 style per-frequency divisors
   // YaRN: ext_factor > 0 turns it on.
   float ext_factor = 0.0f, attn_factor = 1.0f, beta_fast = 32.0f, beta_slow = 1.0f;
@@ -28,8 +28,7 @@ struct RopeParams {
 void rope_cos_sin(const RopeParams& p, int64_t pos, float* cs);
 
 // Rotates n_heads heads of head_dim values in place with the cos/sin of one position.
-void rope_apply(const RopeParams& p, const float* cs, float* x, int64_t n_heads,
-                int64_t head_dim);
+void rope_apply(const RopeParams& p, const float* cs, float* x, int64_t n_heads, int64_t head_dim);
 
 // y[i] = silu(g[i]) * u[i]
 void swiglu(const float* g, const float* u, float* y, int64_t n);

@@ -27,16 +27,24 @@ __device__ __forceinline__ float f16_bits_to_f32(uint32_t h) {
 __device__ __forceinline__ uint32_t bf16x2_bits(__nv_bfloat162 v) {
   return *reinterpret_cast<uint32_t*>(&v);
 }
-__device__ __forceinline__ uint32_t f16x2_bits(__half2 v) { return *reinterpret_cast<uint32_t*>(&v); }
+__device__ __forceinline__ uint32_t f16x2_bits(__half2 v) {
+  return *reinterpret_cast<uint32_t*>(&v);
+}
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   return bf16x2_bits(__floats2bfloat162_rn(lo, hi));
 }
 // Exact floats of a bf16x2 word.
-__device__ __forceinline__ float bf16_lo(uint32_t w) { return __uint_as_float(w << 16); }
-__device__ __forceinline__ float bf16_hi(uint32_t w) { return __uint_as_float(w & 0xFFFF0000u); }
+__device__ __forceinline__ float bf16_lo(uint32_t w) {
+  return __uint_as_float(w << 16);
+}
+__device__ __forceinline__ float bf16_hi(uint32_t w) {
+  return __uint_as_float(w & 0xFFFF0000u);
+}
 
 // Shift right by n (left by -n); n is a compile-time constant after unrolling.
-__device__ __forceinline__ uint32_t shr(uint32_t x, int n) { return n >= 0 ? x >> n : x << -n; }
+__device__ __forceinline__ uint32_t shr(uint32_t x, int n) {
+  return n >= 0 ? x >> n : x << -n;
+}
 
 // Two small unsigned fields already at bits 0.. and 16.. -> bf16x2 of (field - sub).
 // 0x4300 is bf16 128.0: 128 + q is exact for q < 128.
@@ -175,10 +183,10 @@ struct Dec;
 
 // Common traits; kExactParts is the number of A parts the decode path needs for exact weights.
 struct DecBase {
-  static constexpr bool kScale = true;   // weight = scale * value + minv
-  static constexpr bool kMin = false;    // minv != 0
-  static constexpr bool kF16 = false;    // f16 fragments (else bf16)
-  static constexpr bool kTable = false;  // needs the IQ4_NL pair table in shared memory
+  static constexpr bool kScale = true;     // weight = scale * value + minv
+  static constexpr bool kMin = false;      // minv != 0
+  static constexpr bool kF16 = false;      // f16 fragments (else bf16)
+  static constexpr bool kTable = false;    // needs the IQ4_NL pair table in shared memory
   static constexpr bool kScale16 = false;  // scale (and min) per 16 values, else per 32
   static constexpr int kExactParts = 1;
 };
@@ -187,8 +195,8 @@ template <>
 struct Dec<kQ4_0> : DecBase {
   static constexpr Format F = kFmtQ4_0;
   template <int NA>
-  __device__ static void frag(const RawBits<F.main_lane, F.laux_lane, F.sa>& r, int G, int h, int, uint32_t (&a)[NA][2], float& sc,
-                              float& mn, const uint32_t*) {
+  __device__ static void frag(const RawBits<F.main_lane, F.laux_lane, F.sa>& r, int G, int h, int,
+                              uint32_t (&a)[NA][2], float& sc, float& mn, const uint32_t*) {
     a[0][0] = ints_bf16(nib_pair(r.m[G], 2 * h), 8);
     a[0][1] = ints_bf16(nib_pair(r.m[G], 2 * h + 1), 8);
     sc = f16_bits_to_f32(r.sa[G >> 1] >> (16 * (G & 1)));
@@ -201,8 +209,8 @@ struct Dec<kIQ4_NL> : DecBase {
   static constexpr Format F = kFmtIQ4_NL;
   static constexpr bool kTable = true;
   template <int NA>
-  __device__ static void frag(const RawBits<F.main_lane, F.laux_lane, F.sa>& r, int G, int h, int, uint32_t (&a)[NA][2], float& sc,
-                              float& mn, const uint32_t* table) {
+  __device__ static void frag(const RawBits<F.main_lane, F.laux_lane, F.sa>& r, int G, int h, int,
+                              uint32_t (&a)[NA][2], float& sc, float& mn, const uint32_t* table) {
     a[0][0] = table[(r.m[G] >> (8 * (2 * h))) & 0xFF];
     a[0][1] = table[(r.m[G] >> (8 * (2 * h + 1))) & 0xFF];
     sc = f16_bits_to_f32(r.sa[G >> 1] >> (16 * (G & 1)));
@@ -215,8 +223,8 @@ struct Dec<kQ4_1> : DecBase {
   static constexpr Format F = kFmtQ4_1;
   static constexpr bool kMin = true;
   template <int NA>
-  __device__ static void frag(const RawBits<F.main_lane, F.laux_lane, F.sa>& r, int G, int h, int, uint32_t (&a)[NA][2], float& sc,
-                              float& mn, const uint32_t*) {
+  __device__ static void frag(const RawBits<F.main_lane, F.laux_lane, F.sa>& r, int G, int h, int,
+                              uint32_t (&a)[NA][2], float& sc, float& mn, const uint32_t*) {
     a[0][0] = ints_bf16(nib_pair(r.m[G], 2 * h), 0);
     a[0][1] = ints_bf16(nib_pair(r.m[G], 2 * h + 1), 0);
     sc = f16_bits_to_f32(r.sa[G]);
@@ -229,8 +237,8 @@ struct DecQ5 : DecBase {
   static constexpr Format F = Fm;
   static constexpr bool kMin = kHasMin;
   template <int NA>
-  __device__ static void frag(const RawBits<F.main_lane, F.laux_lane, F.sa>& r, int G, int h, int, uint32_t (&a)[NA][2], float& sc,
-                              float& mn, const uint32_t*) {
+  __device__ static void frag(const RawBits<F.main_lane, F.laux_lane, F.sa>& r, int G, int h, int,
+                              uint32_t (&a)[NA][2], float& sc, float& mn, const uint32_t*) {
 #pragma unroll
     for (int k = 0; k < 2; ++k) {
       const int p = 2 * h + k;
@@ -254,8 +262,8 @@ template <>
 struct Dec<kQ8_0> : DecBase {
   static constexpr Format F = kFmtQ8_0;
   template <int NA>
-  __device__ static void frag(const RawBits<F.main_lane, F.laux_lane, F.sa>& r, int G, int h, int, uint32_t (&a)[NA][2], float& sc,
-                              float& mn, const uint32_t*) {
+  __device__ static void frag(const RawBits<F.main_lane, F.laux_lane, F.sa>& r, int G, int h, int,
+                              uint32_t (&a)[NA][2], float& sc, float& mn, const uint32_t*) {
     // Bytes biased by 128 become the low bits of 2^23 + b: exact float integers.
     const uint32_t u = r.m[2 * G + h] ^ 0x80808080u;
 #pragma unroll
@@ -275,8 +283,9 @@ struct Dec<kQ2_K> : DecBase {
   static constexpr bool kScale16 = true;
   static constexpr bool kMin = true;
   template <int NA>
-  __device__ static void frag(const RawBits<F.main_lane, F.laux_lane, F.sa>& r, int G, int h, int half, uint32_t (&a)[NA][2],
-                              float& sc, float& mn, const uint32_t*) {
+  __device__ static void frag(const RawBits<F.main_lane, F.laux_lane, F.sa>& r, int G, int h,
+                              int half, uint32_t (&a)[NA][2], float& sc, float& mn,
+                              const uint32_t*) {
     a[0][0] = ints_bf16(crumb_pair(r.m, G, 2 * h, 0), 0);
     a[0][1] = ints_bf16(crumb_pair(r.m, G, 2 * h + 1, 0), 0);
     // scales[8 * half + 2G + h]: low nibble scale, high nibble min.
@@ -291,8 +300,9 @@ struct Dec<kQ3_K> : DecBase {
   static constexpr Format F = kFmtQ3_K;
   static constexpr bool kScale16 = true;
   template <int NA>
-  __device__ static void frag(const RawBits<F.main_lane, F.laux_lane, F.sa>& r, int G, int h, int half, uint32_t (&a)[NA][2],
-                              float& sc, float& mn, const uint32_t*) {
+  __device__ static void frag(const RawBits<F.main_lane, F.laux_lane, F.sa>& r, int G, int h,
+                              int half, uint32_t (&a)[NA][2], float& sc, float& mn,
+                              const uint32_t*) {
 #pragma unroll
     for (int k = 0; k < 2; ++k) {
       const int p = 2 * h + k;
@@ -315,8 +325,9 @@ struct DecQ45K : DecBase {
   static constexpr Format F = Fm;
   static constexpr bool kMin = true;
   template <int NA>
-  __device__ static void frag(const RawBits<F.main_lane, F.laux_lane, F.sa>& r, int G, int h, int half, uint32_t (&a)[NA][2],
-                              float& sc, float& mn, const uint32_t*) {
+  __device__ static void frag(const RawBits<F.main_lane, F.laux_lane, F.sa>& r, int G, int h,
+                              int half, uint32_t (&a)[NA][2], float& sc, float& mn,
+                              const uint32_t*) {
 #pragma unroll
     for (int k = 0; k < 2; ++k) {
       const int p = 2 * h + k;
@@ -340,8 +351,9 @@ struct Dec<kQ6_K> : DecBase {
   static constexpr Format F = kFmtQ6_K;
   static constexpr bool kScale16 = true;
   template <int NA>
-  __device__ static void frag(const RawBits<F.main_lane, F.laux_lane, F.sa>& r, int G, int h, int half, uint32_t (&a)[NA][2],
-                              float& sc, float& mn, const uint32_t*) {
+  __device__ static void frag(const RawBits<F.main_lane, F.laux_lane, F.sa>& r, int G, int h,
+                              int half, uint32_t (&a)[NA][2], float& sc, float& mn,
+                              const uint32_t*) {
 #pragma unroll
     for (int k = 0; k < 2; ++k) {
       const int p = 2 * h + k;
@@ -360,8 +372,8 @@ struct DecF16 : DecBase {
   static constexpr bool kScale = false;
   static constexpr bool kF16 = kHalf;
   template <int NA>
-  __device__ static void frag(const RawBits<F.main_lane, F.laux_lane, F.sa>& r, int, int h, int, uint32_t (&a)[NA][2], float& sc,
-                              float& mn, const uint32_t*) {
+  __device__ static void frag(const RawBits<F.main_lane, F.laux_lane, F.sa>& r, int, int h, int,
+                              uint32_t (&a)[NA][2], float& sc, float& mn, const uint32_t*) {
     a[0][0] = r.m[2 * h];
     a[0][1] = r.m[2 * h + 1];
     sc = 1, mn = 0;
@@ -379,8 +391,8 @@ struct Dec<kF32> : DecBase {
   static constexpr int kExactParts = 3;
   // NA parts: w = part0 + part1 + part2, each the bf16 rounding of what is left.
   template <int NA>
-  __device__ static void frag(const RawBits<F.main_lane, F.laux_lane, F.sa>& r, int, int h, int, uint32_t (&a)[NA][2], float& sc,
-                              float& mn, const uint32_t*) {
+  __device__ static void frag(const RawBits<F.main_lane, F.laux_lane, F.sa>& r, int, int h, int,
+                              uint32_t (&a)[NA][2], float& sc, float& mn, const uint32_t*) {
 #pragma unroll
     for (int k = 0; k < 2; ++k) {
       float w0 = __uint_as_float(r.m[4 * h + 2 * k]), w1 = __uint_as_float(r.m[4 * h + 2 * k + 1]);

@@ -83,7 +83,9 @@ __device__ __forceinline__ void pdl_launch_dependents() {
 #endif
 }
 
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n");
+}
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
@@ -124,8 +126,8 @@ constexpr int kDecodeMaxWarps = 16;
 // Columns of C beyond m hold garbage that is never stored.
 template <uint32_t T, int NT, bool kM1>
 __device__ __forceinline__ void mmv_step(const MmArgs& a, int64_t s, const Raw<Dec<T>>& ra,
-                                         const Raw<Dec<T>>& rb, int g, int t,
-                                         const uint32_t* table, float (&acc)[NT][4]) {
+                                         const Raw<Dec<T>>& rb, int g, int t, const uint32_t* table,
+                                         float (&acc)[NT][4]) {
   using D = Dec<T>;
   constexpr Format F = D::F;
   constexpr int kGroups = F.step / 32;
@@ -169,7 +171,8 @@ __device__ __forceinline__ void mmv_step(const MmArgs& a, int64_t s, const Raw<D
         } else {
           const int n = nt * 8 + g;
           float4 xv = make_float4(0.f, 0.f, 0.f, 0.f);
-          if (n < a.m) xv = __ldg(reinterpret_cast<const float4*>(xs + n * a.cols + 32 * G + 16 * h));
+          if (n < a.m)
+            xv = __ldg(reinterpret_cast<const float4*>(xs + n * a.cols + 32 * G + 16 * h));
           split_x<D::kF16>(xv, bx);
           if constexpr (D::kMin) {  // the slice's x sum of column g, then slices added
             float q = (xv.x + xv.y) + (xv.z + xv.w);
@@ -228,7 +231,9 @@ __device__ __forceinline__ void mmv_step(const MmArgs& a, int64_t s, const Raw<D
 }
 
 // silu(g) * u with the operations of the SwiGLU kernel (ffn.cu) and ops.cpp: same bits.
-__device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
+__device__ __forceinline__ float silu_mul(float g, float u) {
+  return g / (1.0f + expf(-g)) * u;
+}
 
 // Warp `warp` of `nw` takes steps warp, warp + nw, ...; the loads of the next kDepth steps
 // are issued before the current step is computed (the same steps in the same order for
@@ -351,7 +356,9 @@ constexpr int decode_depth() {
 }
 
 // Dynamic shared memory of mmv_kernel<T, nt, depth> with nw warps.
-constexpr size_t decode_smem(int nt, int nw) { return nw > 1 ? size_t(nw) * nt * 4 * 32 * 4 : 0; }
+constexpr size_t decode_smem(int nt, int nw) {
+  return nw > 1 ? size_t(nw) * nt * 4 * 32 * 4 : 0;
+}
 
 // ---- prompt ---------------------------------------------------------------------------
 constexpr int kPromptRows = 128;  // weight rows per block
@@ -432,8 +439,9 @@ __global__ void __launch_bounds__(256, 2)
       const int r = i / (SPC * N16), rem = i % (SPC * N16), ss = rem / N16, j = rem % N16;
       const int64_t s = c * SPC + ss;
       const uint8_t* row = a.w + min(n0 + r, a.rows - 1) * a.row_bytes;
-      const uint8_t* src = j < NM ? row + a.layout.main_off + s * 4 * D::F.main_lane + 16 * j
-                                  : row + a.layout.laux_off + s * 4 * D::F.laux_lane + 16 * (j - NM);
+      const uint8_t* src = j < NM
+                               ? row + a.layout.main_off + s * 4 * D::F.main_lane + 16 * j
+                               : row + a.layout.laux_off + s * 4 * D::F.laux_lane + 16 * (j - NM);
       cp_async<16>(wdst + r * RS + ss * REC + 16 * j, src);
     }
     if constexpr (D::F.sa > 0) {
@@ -477,8 +485,9 @@ __global__ void __launch_bounds__(256, 2)
 #pragma unroll
         for (int rr = 0; rr < 2; ++rr) {
           const uint8_t* rec = wbuf + (wr * 32 + 16 * i + 8 * rr + g) * RS + ss * REC;
-          load_raw<D, false>(StepPtrs{rec, rec + 4 * F.main_lane, rec + kSaOff, rec + kSaOff + F.sa},
-                             t, raw[i][rr]);
+          load_raw<D, false>(
+              StepPtrs{rec, rec + 4 * F.main_lane, rec + kSaOff, rec + kSaOff + F.sa}, t,
+              raw[i][rr]);
         }
 #pragma unroll
       for (int G = 0; G < kGroups; ++G)
@@ -528,11 +537,11 @@ struct Launcher {
   struct DeviceInfo {
     bool ready = false;
     int sms = 1;
-    int prompt_per_sm = 0;          // resident prompt blocks per SM
-    int decode_per_sm[2][5] = {};   // resident decode blocks per SM for NT 1, 2 and 1..16 warps
-    bool pdl = false;               // programmatic dependent launch (compute capability >= 9)
-    bool strict_warps = false;      // decode_warps from both NT kernels' occupancy
-    bool shallow = false;           // SHIMMY_CUDA_MM_DEPTH=1: depth 1 for every type
+    int prompt_per_sm = 0;         // resident prompt blocks per SM
+    int decode_per_sm[2][5] = {};  // resident decode blocks per SM for NT 1, 2 and 1..16 warps
+    bool pdl = false;              // programmatic dependent launch (compute capability >= 9)
+    bool strict_warps = false;     // decode_warps from both NT kernels' occupancy
+    bool shallow = false;          // SHIMMY_CUDA_MM_DEPTH=1: depth 1 for every type
   };
   static constexpr int kMaxDevices = 64;
   static inline DeviceInfo info[kMaxDevices];
@@ -636,7 +645,8 @@ struct Launcher {
         (rows + kPromptRows - 1) / kPromptRows * ((m + kPromptBmx - 1) / kPromptBmx);
     const int64_t slots = int64_t(d.sms) * d.prompt_per_sm;
     const int64_t nchunks = round_up(cols, kColPad) / S::kChunk;
-    return int(std::max<int64_t>(1, std::min<int64_t>({max_splits(rows), slots / blocks, nchunks / 2})));
+    return int(
+        std::max<int64_t>(1, std::min<int64_t>({max_splits(rows), slots / blocks, nchunks / 2})));
   }
 
   static void prompt(const MmArgs& a, const uint16_t* x16, float* part, cudaStream_t s) {

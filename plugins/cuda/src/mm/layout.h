@@ -60,13 +60,13 @@ enum TypeId : uint32_t {
 };
 
 struct Format {
-  int step;       // values per step: 128, or 32 for F32/F16/BF16
-  int main_lane;  // main bytes per lane per step: 8, 16 or 32
-  int laux_lane;  // lane-aux bytes per lane per step: 0, 4 or 8
-  int sa;         // bytes per sa record: 0, 8 or 16
-  int sb;         // bytes per sb record: 0 or 4
-  bool super;     // records per super-block (two steps)
-  int block;      // GGUF block size in values (cols must be a multiple of it)
+  int step;         // values per step: 128, or 32 for F32/F16/BF16
+  int main_lane;    // main bytes per lane per step: 8, 16 or 32
+  int laux_lane;    // lane-aux bytes per lane per step: 0, 4 or 8
+  int sa;           // bytes per sa record: 0, 8 or 16
+  int sb;           // bytes per sb record: 0 or 4
+  bool super;       // records per super-block (two steps)
+  int block;        // GGUF block size in values (cols must be a multiple of it)
   int block_bytes;  // GGUF bytes per block
 };
 
@@ -90,27 +90,44 @@ inline constexpr Format kFmtQ6_K{128, 16, 8, 16, 4, true, 256, 210};   // sa: sc
 // Format of a ggml type id, nullptr when the kernels do not compute it.
 inline const Format* format_of(uint32_t type) {
   switch (type) {
-    case kF32: return &kFmtF32;
-    case kF16: return &kFmtF16;
-    case kBF16: return &kFmtBF16;
-    case kQ4_0: return &kFmtQ4_0;
-    case kQ4_1: return &kFmtQ4_1;
-    case kQ5_0: return &kFmtQ5_0;
-    case kQ5_1: return &kFmtQ5_1;
-    case kQ8_0: return &kFmtQ8_0;
-    case kIQ4_NL: return &kFmtIQ4_NL;
-    case kQ2_K: return &kFmtQ2_K;
-    case kQ3_K: return &kFmtQ3_K;
-    case kQ4_K: return &kFmtQ4_K;
-    case kQ5_K: return &kFmtQ5_K;
-    case kQ6_K: return &kFmtQ6_K;
-    default: return nullptr;
+    case kF32:
+      return &kFmtF32;
+    case kF16:
+      return &kFmtF16;
+    case kBF16:
+      return &kFmtBF16;
+    case kQ4_0:
+      return &kFmtQ4_0;
+    case kQ4_1:
+      return &kFmtQ4_1;
+    case kQ5_0:
+      return &kFmtQ5_0;
+    case kQ5_1:
+      return &kFmtQ5_1;
+    case kQ8_0:
+      return &kFmtQ8_0;
+    case kIQ4_NL:
+      return &kFmtIQ4_NL;
+    case kQ2_K:
+      return &kFmtQ2_K;
+    case kQ3_K:
+      return &kFmtQ3_K;
+    case kQ4_K:
+      return &kFmtQ4_K;
+    case kQ5_K:
+      return &kFmtQ5_K;
+    case kQ6_K:
+      return &kFmtQ6_K;
+    default:
+      return nullptr;
   }
 }
 
 inline constexpr int64_t kColPad = 128;  // columns are padded to a multiple of this
 
-SHIMMY_MM_HD constexpr int64_t round_up(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
+SHIMMY_MM_HD constexpr int64_t round_up(int64_t v, int64_t a) {
+  return (v + a - 1) / a * a;
+}
 
 struct RowLayout {
   int64_t nsteps = 0;  // steps of the padded row

@@ -1,7 +1,5 @@
 // matmul.h on top of the per-type kernels: type dispatch (once per call, no per-element
 // switch), the upload repack, and the x -> 16-bit conversion of the prompt path.
-#include "mm/matmul.h"
-
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -11,6 +9,7 @@
 #include <vector>
 
 #include "mm/layout.h"
+#include "mm/matmul.h"
 #include "mm/ops.h"
 #include "mm/repack.h"
 
@@ -19,21 +18,36 @@ namespace {
 
 const mm::TypeOps* ops_for(uint32_t type) {
   switch (type) {
-    case mm::kF32: return &mm::ops_f32();
-    case mm::kF16: return &mm::ops_f16();
-    case mm::kBF16: return &mm::ops_bf16();
-    case mm::kQ4_0: return &mm::ops_q4_0();
-    case mm::kQ4_1: return &mm::ops_q4_1();
-    case mm::kQ5_0: return &mm::ops_q5_0();
-    case mm::kQ5_1: return &mm::ops_q5_1();
-    case mm::kQ8_0: return &mm::ops_q8_0();
-    case mm::kIQ4_NL: return &mm::ops_iq4_nl();
-    case mm::kQ2_K: return &mm::ops_q2_k();
-    case mm::kQ3_K: return &mm::ops_q3_k();
-    case mm::kQ4_K: return &mm::ops_q4_k();
-    case mm::kQ5_K: return &mm::ops_q5_k();
-    case mm::kQ6_K: return &mm::ops_q6_k();
-    default: return nullptr;
+    case mm::kF32:
+      return &mm::ops_f32();
+    case mm::kF16:
+      return &mm::ops_f16();
+    case mm::kBF16:
+      return &mm::ops_bf16();
+    case mm::kQ4_0:
+      return &mm::ops_q4_0();
+    case mm::kQ4_1:
+      return &mm::ops_q4_1();
+    case mm::kQ5_0:
+      return &mm::ops_q5_0();
+    case mm::kQ5_1:
+      return &mm::ops_q5_1();
+    case mm::kQ8_0:
+      return &mm::ops_q8_0();
+    case mm::kIQ4_NL:
+      return &mm::ops_iq4_nl();
+    case mm::kQ2_K:
+      return &mm::ops_q2_k();
+    case mm::kQ3_K:
+      return &mm::ops_q3_k();
+    case mm::kQ4_K:
+      return &mm::ops_q4_k();
+    case mm::kQ5_K:
+      return &mm::ops_q5_k();
+    case mm::kQ6_K:
+      return &mm::ops_q6_k();
+    default:
+      return nullptr;
   }
 }
 
@@ -72,7 +86,9 @@ __global__ void sum_splits_kernel(const float* __restrict__ part, int nsplit, in
 }
 
 // Bytes of the 16-bit x copy at the start of the workspace (the partial sums follow).
-size_t x16_bytes(int64_t m, int64_t cols) { return size_t(mm::round_up(m * cols * 2, 256)); }
+size_t x16_bytes(int64_t m, int64_t cols) {
+  return size_t(mm::round_up(m * cols * 2, 256));
+}
 
 // Repacks rows [0, n) of a chunk on a few threads (load time; a 1B-parameter model has ~1e9
 // values to shuffle).
@@ -120,7 +136,9 @@ void convert_x(const float* x, uint16_t* out, int64_t n, bool to_f16, cudaStream
 }
 }  // namespace mm
 
-bool type_supported(uint32_t type) { return ops_for(type) != nullptr; }
+bool type_supported(uint32_t type) {
+  return ops_for(type) != nullptr;
+}
 
 size_t weight_device_bytes(uint32_t type, int64_t rows, int64_t cols) {
   const mm::Format* f = mm::format_of(type);
@@ -133,7 +151,8 @@ cudaError_t upload_weight(const void* host, uint32_t type, int64_t rows, int64_t
   const mm::Format* f = mm::format_of(type);
   const mm::TypeOps* ops = ops_for(type);
   if (!ops || !shape_ok(f, rows, cols) || !host || !dst || !out) return cudaErrorInvalidValue;
-  if (host_row_bytes < size_t(cols / f->block) * size_t(f->block_bytes)) return cudaErrorInvalidValue;
+  if (host_row_bytes < size_t(cols / f->block) * size_t(f->block_bytes))
+    return cudaErrorInvalidValue;
   if (cudaError_t e = ops->prepare(); e != cudaSuccess) return e;
   const mm::RowLayout l = mm::row_layout(*f, cols);
   const size_t rb = size_t(l.row_bytes);
@@ -161,7 +180,8 @@ cudaError_t upload_weight(const void* host, uint32_t type, int64_t rows, int64_t
 size_t matmul_workspace_bytes(const DeviceWeight& w, int64_t max_m) {
   if (max_m <= mm::kDecodeMaxM) return 0;
   const int64_t splits = mm::max_splits(w.rows);
-  const size_t part = splits > 1 ? size_t(max_m) * size_t(std::min<int64_t>(8 * w.rows, 4096)) * 4 : 0;
+  const size_t part =
+      splits > 1 ? size_t(max_m) * size_t(std::min<int64_t>(8 * w.rows, 4096)) * 4 : 0;
   return x16_bytes(max_m, w.cols) + part;
 }
 

@@ -28,8 +28,8 @@ struct DeviceWeight {
   const void* data = nullptr;  // device copy (layout chosen by upload_weight)
   uint32_t type = 0;           // ggml type id
   int64_t rows = 0, cols = 0;
-  size_t row_bytes = 0;        // bytes per row in the device layout
-  bool ref = false;            // computed by the reference kernels (../matmul_ref.h)
+  size_t row_bytes = 0;  // bytes per row in the device layout
+  bool ref = false;      // computed by the reference kernels (../matmul_ref.h)
 };
 
 // Whether the kernels compute this ggml type.

@@ -57,7 +57,9 @@ const TypeOps& ops_q5_k();
 const TypeOps& ops_q6_k();
 
 // Most k splits of a prompt product (each writes m * rows partial sums to the workspace).
-inline int64_t max_splits(int64_t rows) { return rows <= 512 ? 8 : rows <= 2048 ? 4096 / rows : 1; }
+inline int64_t max_splits(int64_t rows) {
+  return rows <= 512 ? 8 : rows <= 2048 ? 4096 / rows : 1;
+}
 
 // y = sum of the nsplit partial products part[nsplit][m][rows] (matmul.cu).
 void sum_splits(const float* part, int nsplit, const MmArgs& a, cudaStream_t s);

@@ -215,21 +215,48 @@ bool repack_row(uint32_t type, const uint8_t* src, uint8_t* dst, int64_t cols) {
   const Packer P(*f, cols, dst);
   const int64_t nb = cols / f->block;
   switch (type) {
-    case kF32: pack_float<4>(P, src, cols); break;
+    case kF32:
+      pack_float<4>(P, src, cols);
+      break;
     case kF16:
-    case kBF16: pack_float<2>(P, src, cols); break;
-    case kQ4_0: pack_q4_0(P, src, nb); break;
-    case kQ4_1: pack_q4_1(P, src, nb); break;
-    case kQ5_0: pack_q5<BlockQ5_0, false>(P, src, nb); break;
-    case kQ5_1: pack_q5<BlockQ5_1, true>(P, src, nb); break;
-    case kQ8_0: pack_q8_0(P, src, nb); break;
-    case kIQ4_NL: pack_iq4_nl(P, src, nb); break;
-    case kQ2_K: pack_q2_k(P, src, nb); break;
-    case kQ3_K: pack_q3_k(P, src, nb); break;
-    case kQ4_K: pack_q45_k<BlockQ4_K, false>(P, src, nb); break;
-    case kQ5_K: pack_q45_k<BlockQ5_K, true>(P, src, nb); break;
-    case kQ6_K: pack_q6_k(P, src, nb); break;
-    default: return false;
+    case kBF16:
+      pack_float<2>(P, src, cols);
+      break;
+    case kQ4_0:
+      pack_q4_0(P, src, nb);
+      break;
+    case kQ4_1:
+      pack_q4_1(P, src, nb);
+      break;
+    case kQ5_0:
+      pack_q5<BlockQ5_0, false>(P, src, nb);
+      break;
+    case kQ5_1:
+      pack_q5<BlockQ5_1, true>(P, src, nb);
+      break;
+    case kQ8_0:
+      pack_q8_0(P, src, nb);
+      break;
+    case kIQ4_NL:
+      pack_iq4_nl(P, src, nb);
+      break;
+    case kQ2_K:
+      pack_q2_k(P, src, nb);
+      break;
+    case kQ3_K:
+      pack_q3_k(P, src, nb);
+      break;
+    case kQ4_K:
+      pack_q45_k<BlockQ4_K, false>(P, src, nb);
+      break;
+    case kQ5_K:
+      pack_q45_k<BlockQ5_K, true>(P, src, nb);
+      break;
+    case kQ6_K:
+      pack_q6_k(P, src, nb);
+      break;
+    default:
+      return false;
   }
   return true;
 }

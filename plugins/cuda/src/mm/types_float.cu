@@ -4,8 +4,14 @@
 
 namespace shimmy::cuda::mm {
 
-const TypeOps& ops_f32() { return Launcher<kF32>::ops(); }
-const TypeOps& ops_f16() { return Launcher<kF16>::ops(); }
-const TypeOps& ops_bf16() { return Launcher<kBF16>::ops(); }
+const TypeOps& ops_f32() {
+  return Launcher<kF32>::ops();
+}
+const TypeOps& ops_f16() {
+  return Launcher<kF16>::ops();
+}
+const TypeOps& ops_bf16() {
+  return Launcher<kBF16>::ops();
+}
 
 }  // namespace shimmy::cuda::mm

@@ -4,7 +4,11 @@
 
 namespace shimmy::cuda::mm {
 
-const TypeOps& ops_q2_k() { return Launcher<kQ2_K>::ops(); }
-const TypeOps& ops_q3_k() { return Launcher<kQ3_K>::ops(); }
+const TypeOps& ops_q2_k() {
+  return Launcher<kQ2_K>::ops();
+}
+const TypeOps& ops_q3_k() {
+  return Launcher<kQ3_K>::ops();
+}
 
 }  // namespace shimmy::cuda::mm

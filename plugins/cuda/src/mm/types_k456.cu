@@ -4,8 +4,14 @@
 
 namespace shimmy::cuda::mm {
 
-const TypeOps& ops_q4_k() { return Launcher<kQ4_K>::ops(); }
-const TypeOps& ops_q5_k() { return Launcher<kQ5_K>::ops(); }
-const TypeOps& ops_q6_k() { return Launcher<kQ6_K>::ops(); }
+const TypeOps& ops_q4_k() {
+  return Launcher<kQ4_K>::ops();
+}
+const TypeOps& ops_q5_k() {
+  return Launcher<kQ5_K>::ops();
+}
+const TypeOps& ops_q6_k() {
+  return Launcher<kQ6_K>::ops();
+}
 
 }  // namespace shimmy::cuda::mm

@@ -4,8 +4,14 @@
 
 namespace shimmy::cuda::mm {
 
-const TypeOps& ops_q4_0() { return Launcher<kQ4_0>::ops(); }
-const TypeOps& ops_q4_1() { return Launcher<kQ4_1>::ops(); }
-const TypeOps& ops_iq4_nl() { return Launcher<kIQ4_NL>::ops(); }
+const TypeOps& ops_q4_0() {
+  return Launcher<kQ4_0>::ops();
+}
+const TypeOps& ops_q4_1() {
+  return Launcher<kQ4_1>::ops();
+}
+const TypeOps& ops_iq4_nl() {
+  return Launcher<kIQ4_NL>::ops();
+}
 
 }  // namespace shimmy::cuda::mm

@@ -4,8 +4,14 @@
 
 namespace shimmy::cuda::mm {
 
-const TypeOps& ops_q5_0() { return Launcher<kQ5_0>::ops(); }
-const TypeOps& ops_q5_1() { return Launcher<kQ5_1>::ops(); }
-const TypeOps& ops_q8_0() { return Launcher<kQ8_0>::ops(); }
+const TypeOps& ops_q5_0() {
+  return Launcher<kQ5_0>::ops();
+}
+const TypeOps& ops_q5_1() {
+  return Launcher<kQ5_1>::ops();
+}
+const TypeOps& ops_q8_0() {
+  return Launcher<kQ8_0>::ops();
+}
 
 }  // namespace shimmy::cuda::mm

@@ -186,8 +186,8 @@ void fused_q4(const BlockQ4_K* b, const BlockQ8_K* y, __m256& acc, __m256& accm)
     sumi = _mm256_add_epi32(sumi, chunk(bits_at(x, 0, 0xF), y->qs + 64 * j, sv[2 * j]));
     sumi = _mm256_add_epi32(sumi, chunk(bits_at(x, 4, 0xF), y->qs + 64 * j + 32, sv[2 * j + 1]));
   }
-  const __m256i mn16 = _mm256_madd_epi16(loadu(y->bsums),
-                                         _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m)));
+  const __m256i mn16 =
+      _mm256_madd_epi16(loadu(y->bsums), _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m)));
   acc = _mm256_fmadd_ps(_mm256_set1_ps(y->d * h2f(b->d)), _mm256_cvtepi32_ps(sumi), acc);
   accm = _mm256_fmadd_ps(_mm256_set1_ps(y->d * h2f(b->dmin)), _mm256_cvtepi32_ps(mn16), accm);
 }
@@ -207,8 +207,8 @@ void fused_q6(const BlockQ6_K* b, const BlockQ8_K* y, __m256& acc, __m256& /*acc
       sumi = _mm256_add_epi32(sumi, chunk(q, y->qs + 32 * (4 * h + k), sv[4 * h + k]));
     }
   }
-  const __m256i mn = _mm256_madd_epi16(loadu(y->bsums),
-                                       _mm256_slli_epi16(_mm256_cvtepi8_epi16(s8), 5));
+  const __m256i mn =
+      _mm256_madd_epi16(loadu(y->bsums), _mm256_slli_epi16(_mm256_cvtepi8_epi16(s8), 5));
   acc = _mm256_fmadd_ps(_mm256_set1_ps(y->d * h2f(b->d)),
                         _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi, mn)), acc);
 }

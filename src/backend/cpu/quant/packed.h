@@ -46,7 +46,7 @@ bool can_pack(const WeightKernels& k, int64_t rows, int64_t n);
 
 // Repacks rows [0, rows) (GGUF layout, src_stride bytes apart) into dst, which holds
 // rows * row_bytes(type, n) bytes. Rows are a multiple of 8 (can_pack).
-void pack_rows(const WeightKernels& k, const void* src, size_t src_stride, int64_t rows,
-               int64_t n, void* dst);
+void pack_rows(const WeightKernels& k, const void* src, size_t src_stride, int64_t rows, int64_t n,
+               void* dst);
 
 }  // namespace shimmy::quant

@@ -107,8 +107,8 @@ inline void micro<1, 4>(const uint16_t* w, size_t gstride, const float* a, size_
 }
 
 template <int NA>
-inline void row_tile(int64_t ng, const uint16_t* w, size_t gstride, const float* a,
-                     size_t astride, int64_t k0, int64_t k1, float* out, int64_t ldo) {
+inline void row_tile(int64_t ng, const uint16_t* w, size_t gstride, const float* a, size_t astride,
+                     int64_t k0, int64_t k1, float* out, int64_t ldo) {
   constexpr int NG = NA == 1 ? 4 : 2;  // decode: 4 independent chains per act row
   int64_t g = 0;
   for (; g + NG <= ng; g += NG)
@@ -117,8 +117,8 @@ inline void row_tile(int64_t ng, const uint16_t* w, size_t gstride, const float*
     micro<NA, 1>(w + size_t(g) * gstride, gstride, a, astride, k0, k1, out + g * kRows, ldo);
 }
 
-void tile_f16(int64_t n, const void* w, size_t ws, int64_t nw, const void* a, size_t as,
-              int64_t na, float* out, int64_t ldo) {
+void tile_f16(int64_t n, const void* w, size_t ws, int64_t nw, const void* a, size_t as, int64_t na,
+              float* out, int64_t ldo) {
   const auto* W = static_cast<const uint16_t*>(w);
   const auto* A = static_cast<const float*>(a);
   const size_t gstride = size_t(kRows) * size_t(n), astride = as / sizeof(float);

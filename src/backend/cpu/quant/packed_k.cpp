@@ -32,8 +32,8 @@ struct KLayout {
 // Q4_K group block (1152 bytes): d[8] f16 | dmin[8] f16 | scales, 3 words | qs, 32 words.
 constexpr KLayout kQ4K = {sizeof(BlockQ4_K), 4, {{0, 2, 1}, {2, 2, 1}, {4, 4, 3}, {16, 4, 32}}};
 // Q6_K group block (1680 bytes): d[8] f16 | scales, 4 words | ql, 32 words | qh, 16 words.
-constexpr KLayout kQ6K = {sizeof(BlockQ6_K), 4,
-                          {{208, 2, 1}, {192, 4, 4}, {0, 4, 32}, {128, 4, 16}}};
+constexpr KLayout kQ6K = {
+    sizeof(BlockQ6_K), 4, {{208, 2, 1}, {192, 4, 4}, {0, 4, 32}, {128, 4, 16}}};
 
 const KLayout* layout_of(TensorType t) {
   if (t == TensorType::Q4_K) return &kQ4K;

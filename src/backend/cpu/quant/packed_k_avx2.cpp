@@ -86,8 +86,9 @@ struct PQ4K {
     // bits of bytes 0-7 are the high bits of sc4-7 / m4-7.
     const __m256i A0 = loadu(gb + 32), A1 = loadu(gb + 64), A2 = loadu(gb + 96);
     const __m256i sc_lo = _mm256_and_si256(A0, m6);
-    const __m256i sc_hi = _mm256_or_si256(
-        _mm256_and_si256(A2, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(A0, 6), m2), 4));
+    const __m256i sc_hi =
+        _mm256_or_si256(_mm256_and_si256(A2, m4),
+                        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(A0, 6), m2), 4));
     __m256i sumi[NA];
     for (int i = 0; i < NA; ++i) sumi[i] = _mm256_setzero_si256();
     for (int jp = 0; jp < 4; ++jp) {
@@ -110,9 +111,9 @@ struct PQ4K {
       }
     }
     const __m256i mn_lo = _mm256_and_si256(A1, m6);
-    const __m256i mn_hi = _mm256_or_si256(
-        _mm256_and_si256(_mm256_srli_epi16(A2, 4), m4),
-        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(A1, 6), m2), 4));
+    const __m256i mn_hi =
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(A2, 4), m4),
+                        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(A1, 6), m2), 4));
     const __m256i lo8 = _mm256_set1_epi16(0xFF);
     const __m256i ev_lo = _mm256_and_si256(mn_lo, lo8), od_lo = _mm256_srli_epi16(mn_lo, 8);
     const __m256i ev_hi = _mm256_and_si256(mn_hi, lo8), od_hi = _mm256_srli_epi16(mn_hi, 8);
@@ -120,11 +121,11 @@ struct PQ4K {
     const __m256 dm = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gb + 16)));
     for (int i = 0; i < NA; ++i) {
       const int32_t* p = pp[i]->p;
-      const __m256i mn = _mm256_add_epi32(
-          _mm256_add_epi32(_mm256_madd_epi16(ev_lo, _mm256_set1_epi32(p[0])),
-                           _mm256_madd_epi16(od_lo, _mm256_set1_epi32(p[1]))),
-          _mm256_add_epi32(_mm256_madd_epi16(ev_hi, _mm256_set1_epi32(p[2])),
-                           _mm256_madd_epi16(od_hi, _mm256_set1_epi32(p[3]))));
+      const __m256i mn =
+          _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(ev_lo, _mm256_set1_epi32(p[0])),
+                                            _mm256_madd_epi16(od_lo, _mm256_set1_epi32(p[1]))),
+                           _mm256_add_epi32(_mm256_madd_epi16(ev_hi, _mm256_set1_epi32(p[2])),
+                                            _mm256_madd_epi16(od_hi, _mm256_set1_epi32(p[3]))));
       const __m256 da = _mm256_set1_ps(pp[i]->d);
       const __m256 t1 = _mm256_mul_ps(_mm256_mul_ps(da, dw), _mm256_cvtepi32_ps(sumi[i]));
       const __m256 t2 = _mm256_mul_ps(_mm256_mul_ps(da, dm), _mm256_cvtepi32_ps(mn));
@@ -193,11 +194,13 @@ struct PQ6K {
         const __m256i S = loadu(gb + 16 + 32 * t);  // rows' scales 4t..4t+3, signed
         const __m256i ev = _mm256_srai_epi16(_mm256_slli_epi16(S, 8), 8);
         const __m256i od = _mm256_srai_epi16(S, 8);
-        mn = _mm256_add_epi32(mn, _mm256_add_epi32(_mm256_madd_epi16(ev, _mm256_set1_epi32(p[2 * t])),
-                                                   _mm256_madd_epi16(od, _mm256_set1_epi32(p[2 * t + 1]))));
+        mn = _mm256_add_epi32(
+            mn, _mm256_add_epi32(_mm256_madd_epi16(ev, _mm256_set1_epi32(p[2 * t])),
+                                 _mm256_madd_epi16(od, _mm256_set1_epi32(p[2 * t + 1]))));
       }
       const __m256i q = _mm256_sub_epi32(sumi[i], _mm256_slli_epi32(mn, 5));
-      const __m256 t1 = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(pp[i]->d), dw), _mm256_cvtepi32_ps(q));
+      const __m256 t1 =
+          _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(pp[i]->d), dw), _mm256_cvtepi32_ps(q));
       acc[i] = _mm256_add_ps(acc[i], t1);
     }
   }

@@ -42,8 +42,8 @@ void tile_scalar(int64_t n, const void* w, size_t ws, int64_t nw, const void* a,
   for (int64_t g = 0; g < nw / kRows; ++g) {
     const auto* grp = static_cast<const uint8_t*>(w) + size_t(g) * gbytes;
     for (int64_t i = 0; i < na; ++i) {
-      const auto* ab = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(a) +
-                                                          size_t(i) * as);
+      const auto* ab =
+          reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(a) + size_t(i) * as);
       for (int j = 0; j < kRows; ++j) {
         float sum = 0;
         for (int64_t b = 0; b < nb; ++b) {
@@ -75,8 +75,8 @@ bool can_pack(const WeightKernels& k, int64_t rows, int64_t n) {
   return k.packed != nullptr && rows > 0 && rows % kRows == 0 && n > 0 && n % k.block == 0;
 }
 
-void pack_rows(const WeightKernels& k, const void* src, size_t src_stride, int64_t rows,
-               int64_t n, void* dst) {
+void pack_rows(const WeightKernels& k, const void* src, size_t src_stride, int64_t rows, int64_t n,
+               void* dst) {
   const auto* S = static_cast<const uint8_t*>(src);
   auto* D = static_cast<uint8_t*>(dst);
   if (k.type == TensorType::F16) {  // k-major: value k of the group's 8 rows together

@@ -41,7 +41,8 @@ struct PQ4_0 {
   // most 2·15·127, eight of them 30480 < 32767), then one madd.
   static inline __m256i isum(const __m256i (&L)[8], const int8_t* q, __m256i ones) {
     __m256i s = _mm256_maddubs_epi16(L[0], bcast4(q));
-    for (int c = 1; c < 8; ++c) s = _mm256_add_epi16(s, _mm256_maddubs_epi16(L[c], bcast4(q + 4 * c)));
+    for (int c = 1; c < 8; ++c)
+      s = _mm256_add_epi16(s, _mm256_maddubs_epi16(L[c], bcast4(q + 4 * c)));
     return _mm256_madd_epi16(s, ones);
   }
 };
@@ -57,8 +58,8 @@ struct PQ8_0 {
   static inline __m256i isum(const __m256i (&L)[8], const int8_t* q, __m256i ones) {
     __m256i s = _mm256_setzero_si256();
     for (int c = 0; c < 8; ++c) {
-      const __m256i p =
-          _mm256_maddubs_epi16(_mm256_sign_epi8(L[c], L[c]), _mm256_sign_epi8(bcast4(q + 4 * c), L[c]));
+      const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(L[c], L[c]),
+                                             _mm256_sign_epi8(bcast4(q + 4 * c), L[c]));
       s = _mm256_add_epi32(s, _mm256_madd_epi16(p, ones));
     }
     return s;
@@ -66,9 +67,8 @@ struct PQ8_0 {
 };
 
 template <class T, int NA>
-inline void group_tile(int64_t nb, const uint8_t* grp, const uint8_t* a, size_t as,
-                       const float* da, const int32_t* off, int64_t nbp, float* out,
-                       int64_t ldo) {
+inline void group_tile(int64_t nb, const uint8_t* grp, const uint8_t* a, size_t as, const float* da,
+                       const int32_t* off, int64_t nbp, float* out, int64_t ldo) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[NA];
   for (int i = 0; i < NA; ++i) acc[i] = _mm256_setzero_ps();
