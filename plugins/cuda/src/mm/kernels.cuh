@@ -542,6 +542,8 @@ struct Launcher {
     bool pdl = false;              // programmatic dependent launch (compute capability >= 9)
     bool strict_warps = false;     // decode_warps from both NT kernels' occupancy
     bool shallow = false;          // SHIMMY_CUDA_MM_DEPTH=1: depth 1 for every type
+    int deep_per_sm[5] = {};       // resident m = 1 depth-2 blocks per SM for 1..16 warps
+    bool deep_m1 = true;           // SHIMMY_CUDA_MM_DEEP1=0: m = 1 at depth 1 (A/B timing)
   };
   static constexpr int kMaxDevices = 64;
   static inline DeviceInfo info[kMaxDevices];
@@ -586,6 +588,13 @@ struct Launcher {
     if (d.prompt_per_sm == 0) return cudaErrorInvalidConfiguration;
     const char* dp = std::getenv("SHIMMY_CUDA_MM_DEPTH");
     d.shallow = decode_depth<T>() > 1 && dp && dp[0] == '1';
+    const char* deep = std::getenv("SHIMMY_CUDA_MM_DEEP1");
+    d.deep_m1 = !(deep && deep[0] == '0');
+    for (int k = 0; k < 5; ++k)
+      if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+               &d.deep_per_sm[k], reinterpret_cast<const void*>(&mmv_kernel<T, 1, 2>), 32 << k,
+               decode_smem(1, 1 << k))) != cudaSuccess)
+        return e;
     const void* decode[2] = {reinterpret_cast<const void*>(&mmv_kernel<T, 1, 1>),
                              reinterpret_cast<const void*>(&mmv_kernel<T, 2, 1>)};
     for (int i = 0; i < 2; ++i)
@@ -630,7 +639,19 @@ struct Launcher {
     cfg.attrs = attr;
     cfg.numAttrs = d.pdl ? 1 : 0;
     constexpr int kD = decode_depth<T>();
-    if (nt == 1 && (a.m == 1 || d.shallow)) {
+    // m = 1, quantized types: two steps in flight where the deeper kernel still keeps every
+    // tile resident (elsewhere its registers would cost a second wave). Depth never changes
+    // the sums. H100 tg128, DEEP1 0 / 1: Q4_0 1094 / 1130, 1081 / 1124, 1077 / 1112, 1079 /
+    // 1132; Q8_0 953 / 977, 956 / 974, 974 / 924, 977 / 981; Q4_K_M 1006 / 988, 1003 / 1003.
+    // Float types lost at depth 2 or 4 even where one block per SM leaves them latency-bound
+    // (F16 750 / 671 everywhere; 739 -> 724 at depth 2 and 684 at depth 4 for those grids).
+    int lw = 0;
+    while ((1 << lw) < w) ++lw;
+    const bool deep = Dec<T>::kScale && a.m == 1 && d.deep_m1 &&
+                      (a.rows + 15) / 16 <= int64_t(d.sms) * d.deep_per_sm[lw];
+    if (deep) {
+      cudaLaunchKernelEx(&cfg, mmv_kernel<T, 1, 2>, a);
+    } else if (nt == 1 && (a.m == 1 || d.shallow)) {
       cudaLaunchKernelEx(&cfg, mmv_kernel<T, 1, 1>, a);
     } else if (nt == 1) {
       cudaLaunchKernelEx(&cfg, mmv_kernel<T, 1, kD>, a);
