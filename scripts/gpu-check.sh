@@ -11,6 +11,11 @@
 #      OUT                folder for logs (default /tmp/gpu-check)
 set -uo pipefail
 gpu=$(cd "$(dirname "$0")" && pwd)
+if [ -f "$gpu/bundle.tar.xz" ]; then  # gpu-pack.sh ships the binaries packed
+  rm -rf /tmp/shimmy-gpu && mkdir -p /tmp/shimmy-gpu
+  tar -C /tmp/shimmy-gpu -xJf "$gpu/bundle.tar.xz" || { echo "gpu-check: cannot unpack"; exit 1; }
+  gpu=/tmp/shimmy-gpu
+fi
 fix=${SHIMMY_GPU_FIXTURES:-$(pwd)/.gpu-fixtures}
 out=${OUT:-/tmp/gpu-check}
 mkdir -p "$out"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the CUDA plugin, its tests and benchmark here, and packs everything a GPU machine
 # needs into two git-ignored folders of a checkout, for scripts/gpu-check.sh to run there:
-#   .gpu/           shimmy, libshimmy-backend-cuda.so, shimmy_cuda_tests, shimmy-cuda-bench,
-#                   shimmy-gen-model, gpu-check.sh, and lib/ (the shared libraries they need
-#                   beyond glibc, so the machine needs only its driver)
+#   .gpu/           gpu-check.sh and bundle.tar.xz: shimmy, libshimmy-backend-cuda.so,
+#                   shimmy_cuda_tests, shimmy_cuda_mm_tests, shimmy-cuda-bench,
+#                   shimmy-gen-model and lib/ (the shared libraries they need beyond glibc,
+#                   so the machine needs only its driver)
 #   .gpu-fixtures/  models/ (a subset of ../shared/models), reference/, vocab/ (for
 #                   shimmy-gen-model's benchmark models)
 # The device tool sends the checkout it was started in plus carried paths; run there:
@@ -36,30 +37,38 @@ fi
 gpu="$dest/.gpu"
 fix="$dest/.gpu-fixtures"
 rm -rf "$gpu" "$fix"
-mkdir -p "$gpu/lib" "$fix/models" "$fix/reference" "$fix/vocab"
+mkdir -p "$gpu" "$fix/models" "$fix/reference" "$fix/vocab"
+# The binaries travel as one xz tarball (45 MiB stripped, ~12 MiB packed), so the fixtures
+# fit beside them in a call's 64 MiB; gpu-check.sh unpacks it into /tmp/shimmy-gpu.
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage/lib"
 bins=("$build/shimmy" "$build/libshimmy-backend-cuda.so" "$build/plugins/cuda/tests/shimmy_cuda_tests"
       "$build/plugins/cuda/tests/shimmy-cuda-bench" "$build/bench/shimmy-gen-model"
       "$build/plugins/cuda/src/mm/shimmy_cuda_mm_tests")
 for b in "${bins[@]}"; do
-  strip -o "$gpu/$(basename "$b")" "$b"
-  chmod +x "$gpu/$(basename "$b")"
+  strip -o "$stage/$(basename "$b")" "$b"
+  chmod +x "$stage/$(basename "$b")"
   # Everything but glibc itself (present on any Linux) travels in lib/.
   ldd "$b" | awk '/=> \//{print $3}' | while read -r lib; do
     case "$(basename "$lib")" in
       libc.so*|libm.so*|libdl.so*|librt.so*|libpthread.so*|ld-linux*) ;;
-      *) cp -L "$lib" "$gpu/lib/" ;;
+      *) cp -L "$lib" "$stage/lib/" ;;
     esac
   done
 done
+tar -C "$stage" -cf - . | xz -6 -T2 > "$gpu/bundle.tar.xz"
 cp scripts/gpu-check.sh "$gpu/gpu-check.sh"
 
 # ---- fixtures: the models the tests use, their references, one vocabulary ---------------
 # All 15 models do not fit one call (64 MiB): GPU_PACK_MODELS picks another set. The
-# default fits beside the ~41 MiB of binaries (sm_80 + sm_90 + PTX); the t-* models beyond
-# t-llama-Q4_K_M (13 MB each, F16 36 MB) travel one or two per call, e.g.
-#   GPU_PACK_MODELS="stories260K t-qwen2-Q6_K t-qwen2-Q5_K_M" scripts/gpu-pack.sh
+# default (the stories260K types, t-llama-Q4_K_M and both t-qwen2 models, 44 MiB) fits
+# beside the ~12 MiB bundle; the other t-llama models travel in a second call, e.g.
+#   GPU_PACK_MODELS="stories260K t-llama-F16" scripts/gpu-pack.sh
+#   GPU_PACK_MODELS="stories260K t-llama-Q2_K t-llama-Q4_0 t-llama-Q8_0" scripts/gpu-pack.sh
 models=(${GPU_PACK_MODELS:-stories260K stories260K-F16 stories260K-BF16 stories260K-Q8_0 stories260K-Q5_1
-        stories260K-Q4_0 stories260K-Q4_K_M stories260K-IQ4_NL t-llama-Q4_K_M})
+        stories260K-Q4_0 stories260K-Q4_K_M stories260K-IQ4_NL t-llama-Q4_K_M t-qwen2-Q6_K
+        t-qwen2-Q5_K_M})
 for m in "${models[@]}"; do
   cp "$shared/models/$m.gguf" "$fix/models/"
   cp "$shared/reference/$m.json" "$fix/reference/"

@@ -399,8 +399,13 @@ void launch_sliced(const AttnParams& p, cudaStream_t s) {
   const float scale = 1.0f / sqrtf(static_cast<float>(HD));
   // Timing experiments (results wrong): SHIMMY_CUDA_ATTN_EXP=1 stops after the launch and the
   // wait, 2 after the loads, 3 after the tiles, 4 before the chunk merge.
+  // Only in builds configured with -DSHIMMY_CUDA_EXPERIMENTS=ON.
+#ifdef SHIMMY_CUDA_EXPERIMENTS
   const char* e = std::getenv("SHIMMY_CUDA_ATTN_EXP");
   const int exp = e ? std::atoi(e) : 0;
+#else
+  const int exp = 0;
+#endif
   for (int i0 = 0; i0 < p.n_tokens; i0 += kDecTokens) {
     const int n = p.n_tokens - i0 < kDecTokens ? p.n_tokens - i0 : kDecTokens;
     launch_pdl(attn_decode_kernel<HD, F16, GW, HS>,

@@ -57,10 +57,15 @@ struct Skip {
   bool attn = false, rope = false, norm = false, swiglu = false, qkv = false, o = false,
        ffn = false, down = false;
 };
+// Only in builds configured with -DSHIMMY_CUDA_EXPERIMENTS=ON.
 const Skip& skip() {
   static const Skip k = [] {
     Skip r;
+#ifdef SHIMMY_CUDA_EXPERIMENTS
     const char* e = std::getenv("SHIMMY_CUDA_SKIP");
+#else
+    const char* e = nullptr;
+#endif
     if (!e) return r;
     const std::string v = std::string(",") + e + ",";
     auto has = [&](const char* w) {

@@ -181,6 +181,7 @@ int bench_ops() {
         }
         unsetenv("SHIMMY_CUDA_ATTN");
       }
+#ifdef SHIMMY_CUDA_EXPERIMENTS
       if (n == 512) {  // phases of the one-kernel path (SHIMMY_CUDA_ATTN_EXP), 1 token
         hp[0] = int32_t(n - 1);
         cudaMemcpy(pos, hp.data(), 4, cudaMemcpyHostToDevice);
@@ -192,6 +193,7 @@ int bench_ops() {
         }
         unsetenv("SHIMMY_CUDA_ATTN_EXP");
       }
+#endif
       for (int64_t i = 0; i < n; ++i) hp[size_t(i)] = int32_t(i);
       cudaMemcpy(pos, hp.data(), n * 4, cudaMemcpyHostToDevice);
       if (cudaGetLastError() != cudaSuccess) {

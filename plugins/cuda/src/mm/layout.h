@@ -33,6 +33,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "ggml_types.h"
+
 #if defined(__CUDACC__)
 #define SHIMMY_MM_HD __host__ __device__
 #else
@@ -41,23 +43,7 @@
 
 namespace shimmy::cuda::mm {
 
-// ggml type ids (src/gguf/types.h).
-enum TypeId : uint32_t {
-  kF32 = 0,
-  kF16 = 1,
-  kQ4_0 = 2,
-  kQ4_1 = 3,
-  kQ5_0 = 6,
-  kQ5_1 = 7,
-  kQ8_0 = 8,
-  kQ2_K = 10,
-  kQ3_K = 11,
-  kQ4_K = 12,
-  kQ5_K = 13,
-  kQ6_K = 14,
-  kIQ4_NL = 20,
-  kBF16 = 30,
-};
+// Weight types by their ggml ids: GgmlType (ggml_types.h, one table for the plugin).
 
 struct Format {
   int step;         // values per step: 128, or 32 for F32/F16/BF16

@@ -18,33 +18,33 @@ namespace {
 
 const mm::TypeOps* ops_for(uint32_t type) {
   switch (type) {
-    case mm::kF32:
+    case kF32:
       return &mm::ops_f32();
-    case mm::kF16:
+    case kF16:
       return &mm::ops_f16();
-    case mm::kBF16:
+    case kBF16:
       return &mm::ops_bf16();
-    case mm::kQ4_0:
+    case kQ4_0:
       return &mm::ops_q4_0();
-    case mm::kQ4_1:
+    case kQ4_1:
       return &mm::ops_q4_1();
-    case mm::kQ5_0:
+    case kQ5_0:
       return &mm::ops_q5_0();
-    case mm::kQ5_1:
+    case kQ5_1:
       return &mm::ops_q5_1();
-    case mm::kQ8_0:
+    case kQ8_0:
       return &mm::ops_q8_0();
-    case mm::kIQ4_NL:
+    case kIQ4_NL:
       return &mm::ops_iq4_nl();
-    case mm::kQ2_K:
+    case kQ2_K:
       return &mm::ops_q2_k();
-    case mm::kQ3_K:
+    case kQ3_K:
       return &mm::ops_q3_k();
-    case mm::kQ4_K:
+    case kQ4_K:
       return &mm::ops_q4_k();
-    case mm::kQ5_K:
+    case kQ5_K:
       return &mm::ops_q5_k();
-    case mm::kQ6_K:
+    case kQ6_K:
       return &mm::ops_q6_k();
     default:
       return nullptr;
