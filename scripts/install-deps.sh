@@ -2,7 +2,7 @@
 # Installs shimmy's build and test prerequisites on Debian 12 with apt-get.
 # Idempotent and quiet: prints nothing and touches nothing when all are present.
 set -euo pipefail
-pkgs=(build-essential cmake ninja-build pkg-config git clang libclang-rt-14-dev
+pkgs=(build-essential cmake ninja-build pkg-config git clang libclang-rt-14-dev clang-format
       nlohmann-json3-dev libcli11-dev libpcre2-dev libcpp-httplib-dev
       libgtest-dev libgmock-dev libbenchmark-dev)
 missing=()
