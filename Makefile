@@ -43,13 +43,15 @@ fuzz: deps
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	@scripts/run-fuzzers.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
+FORMAT_FILES = $$(git ls-files '*.cpp' '*.h' '*.cu' '*.cuh')
+
 format:
-	clang-format -i $$(git ls-files '*.cpp' '*.h' '*.cu' '*.cuh')
+	clang-format -i $(FORMAT_FILES)
 
 # The checked-in style (.clang-format, clang-format 14 as Debian 12 ships it): fails on any
 # file `make format` would change.
 format-check: deps
-	@clang-format --dry-run --Werror $$(git ls-files '*.cpp' '*.h' '*.cu' '*.cuh') || \
+	@clang-format --dry-run --Werror $(FORMAT_FILES) || \
 	  { echo "format-check: run 'make format'"; exit 1; }
 	@echo "format-check: clean"
 

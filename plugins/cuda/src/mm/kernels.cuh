@@ -590,17 +590,15 @@ struct Launcher {
     d.shallow = decode_depth<T>() > 1 && dp && dp[0] == '1';
     const char* deep = std::getenv("SHIMMY_CUDA_MM_DEEP1");
     d.deep_m1 = !(deep && deep[0] == '0');
-    for (int k = 0; k < 5; ++k)
-      if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-               &d.deep_per_sm[k], reinterpret_cast<const void*>(&mmv_kernel<T, 1, 2>), 32 << k,
-               decode_smem(1, 1 << k))) != cudaSuccess)
-        return e;
-    const void* decode[2] = {reinterpret_cast<const void*>(&mmv_kernel<T, 1, 1>),
-                             reinterpret_cast<const void*>(&mmv_kernel<T, 2, 1>)};
-    for (int i = 0; i < 2; ++i)
+    // Resident blocks for 1..16 warps: NT 1 and NT 2 at depth 1, NT 1 at depth 2.
+    const void* kern[3] = {reinterpret_cast<const void*>(&mmv_kernel<T, 1, 1>),
+                           reinterpret_cast<const void*>(&mmv_kernel<T, 2, 1>),
+                           reinterpret_cast<const void*>(&mmv_kernel<T, 1, 2>)};
+    int* per_sm[3] = {d.decode_per_sm[0], d.decode_per_sm[1], d.deep_per_sm};
+    for (int i = 0; i < 3; ++i)
       for (int k = 0; k < 5; ++k)
         if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-                 &d.decode_per_sm[i][k], decode[i], 32 << k, decode_smem(i + 1, 1 << k))) !=
+                 &per_sm[i][k], kern[i], 32 << k, decode_smem(i == 1 ? 2 : 1, 1 << k))) !=
             cudaSuccess)
           return e;
     d.ready = true;
@@ -645,10 +643,8 @@ struct Launcher {
     // 1132; Q8_0 953 / 977, 956 / 974, 974 / 924, 977 / 981; Q4_K_M 1006 / 988, 1003 / 1003.
     // Float types lost at depth 2 or 4 even where one block per SM leaves them latency-bound
     // (F16 750 / 671 everywhere; 739 -> 724 at depth 2 and 684 at depth 4 for those grids).
-    int lw = 0;
-    while ((1 << lw) < w) ++lw;
     const bool deep = Dec<T>::kScale && a.m == 1 && d.deep_m1 &&
-                      (a.rows + 15) / 16 <= int64_t(d.sms) * d.deep_per_sm[lw];
+                      (a.rows + 15) / 16 <= int64_t(d.sms) * d.deep_per_sm[__builtin_ctz(w)];
     if (deep) {
       cudaLaunchKernelEx(&cfg, mmv_kernel<T, 1, 2>, a);
     } else if (nt == 1 && (a.m == 1 || d.shallow)) {

@@ -24,9 +24,6 @@ using namespace avx2;
 using gguf::TensorType;
 
 constexpr int kRows = 8;
-// Decode prefetch distance: bytes ahead of the group block being read (as for Q4_0; 4 KiB
-// measured no different within this host's noise).
-constexpr size_t kPrefetch = 2048;
 
 // One act row's super-block, prepared once per call: its scale and 8 int16 pairs of block
 // sums (which pairs: each type's `pairs`).
@@ -213,11 +210,7 @@ void group_tile(int64_t nsb, const uint8_t* grp, const uint8_t* a, size_t as, co
   for (int i = 0; i < NA; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nsb; ++b) {
     const uint8_t* gb = grp + size_t(b) * T::kBlockBytes;
-    if constexpr (NA == 1) {
-      // Decode streams the weights from DRAM once: fetch ~2 KiB ahead (packed_q32_avx2.cpp).
-      for (size_t o = 0; o < T::kBlockBytes; o += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(gb + kPrefetch + o), _MM_HINT_T0);
-    }
+    if constexpr (NA == 1) prefetch_ahead(gb, T::kBlockBytes);  // decode
     const BlockQ8_K* y[NA];
     const KPrep* pp[NA];
     for (int i = 0; i < NA; ++i) {

@@ -52,4 +52,14 @@ static inline __m256i bcast4(const void* p) {
   return _mm256_set1_epi32(v);
 }
 
+// Decode streams packed weights from DRAM once and the hardware prefetcher alone leaves
+// the tile loops waiting on memory (one EPYC core: Q4_0 14.7 -> 22 GB/s, Q8_0 9.5 -> 30
+// GB/s with it): touch the `bytes` of a block ~2 KiB ahead of it (4 KiB measured no
+// different within this host's noise).
+static inline void prefetch_ahead(const uint8_t* block, size_t bytes) {
+  constexpr size_t kAhead = 2048;
+  for (size_t o = 0; o < bytes; o += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(block + kAhead + o), _MM_HINT_T0);
+}
+
 }  // namespace shimmy::quant::avx2
