@@ -3,7 +3,7 @@
 # needs into two git-ignored folders of a checkout, for scripts/gpu-check.sh to run there:
 #   .gpu/           gpu-check.sh and bundle.tar.xz: shimmy, libshimmy-backend-cuda.so,
 #                   shimmy_cuda_tests, shimmy_cuda_mm_tests, shimmy-cuda-bench,
-#                   shimmy-gen-model and lib/ (the shared libraries they need beyond glibc,
+#                   shimmy-cuda-mm-bench, shimmy-gen-model and lib/ (the shared libraries they need beyond glibc,
 #                   so the machine needs only its driver)
 #   .gpu-fixtures/  models/ (a subset of ../shared/models), reference/, vocab/ (for
 #                   shimmy-gen-model's benchmark models)
@@ -27,7 +27,7 @@ cmake_args=(-S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release
 # Configure once: a re-configure bakes in the new commit id and rebuilds the whole core.
 [ -f "$build/build.ninja" ] || cmake "${cmake_args[@]}" >/dev/null
 nice -n 19 cmake --build "$build" -j2 --target shimmy shimmy-backend-cuda shimmy_cuda_tests \
-  shimmy-cuda-bench shimmy-gen-model shimmy_cuda_mm_tests
+  shimmy-cuda-bench shimmy-gen-model shimmy_cuda_mm_tests shimmy-cuda-mm-bench
 if ldd "$build/shimmy" | grep -qiE 'libcuda|libcudart'; then
   echo "gpu-pack: the core binary links CUDA" >&2
   exit 1
@@ -45,7 +45,7 @@ trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/lib"
 bins=("$build/shimmy" "$build/libshimmy-backend-cuda.so" "$build/plugins/cuda/tests/shimmy_cuda_tests"
       "$build/plugins/cuda/tests/shimmy-cuda-bench" "$build/bench/shimmy-gen-model"
-      "$build/plugins/cuda/src/mm/shimmy_cuda_mm_tests")
+      "$build/plugins/cuda/src/mm/shimmy_cuda_mm_tests" "$build/plugins/cuda/src/mm/shimmy-cuda-mm-bench")
 for b in "${bins[@]}"; do
   strip -o "$stage/$(basename "$b")" "$b"
   chmod +x "$stage/$(basename "$b")"

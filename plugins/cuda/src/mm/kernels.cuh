@@ -275,7 +275,7 @@ __device__ __forceinline__ void mmv_loop(const MmArgs& a, const uint8_t* wa, con
 // A block of nw warps (1..16, blockDim.x / 32) owns 16 weight rows.
 // kDepth: steps in flight besides the current one (decode_depth).
 template <uint32_t T, int NT, int kDepth>
-__global__ void __launch_bounds__(kDecodeMaxWarps * 32) mmv_kernel(const MmArgs a) {
+__device__ __forceinline__ void mmv_body(const MmArgs& a) {
   using D = Dec<T>;
   extern __shared__ float red[];  // [nw][NT * 4][32] when nw > 1 (decode_smem)
   __shared__ uint32_t table[D::kTable ? 256 : 1];
@@ -342,6 +342,54 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) mmv_kernel(const MmArgs 
     float v = 0.f;
     for (int w = 0; w < nw; ++w) v += red[w * kPerWarp + i];
     store(i >> 5, i & 31, v);
+  }
+}
+
+template <uint32_t T, int NT, int kDepth>
+__global__ void __launch_bounds__(kDecodeMaxWarps * 32) mmv_kernel(const MmArgs a) {
+  mmv_body<T, NT, kDepth>(a);
+}
+
+// Register cap of the NT = 2, depth-1 kernel, 0 for none. The warps a tile come from the
+// NT = 1 kernel's occupancy for every m (decode_warps: a row's sums must not depend on m),
+// so where the NT = 2 kernel needs more registers a grid that is one wave at m <= 8 spills
+// into a second at m > 8. ptxas (CUDA 13.0, sm_90) gave Q4_K 74 registers at NT 1 and 95
+// at NT 2, so TinyLlama's gate/up [11264, 2048] had 704 tiles of 4 warps for 660 slots, and
+// [5632, 2048] 352 tiles of 8 warps for 264 (ncu: 1.33 waves; m = 16 took 2.65x the m = 1
+// time, Q4_0 1.73x). The cap is the NT = 1 kernel's allocation (8-register units); the
+// launcher takes the capped kernel only where it makes one wave of two (decode).
+// NT 1 / NT 2 registers: Q4_1 80 / 94, Q5_0 74 / 84, Q5_1 80 / 96, IQ4_NL 75 / 86, Q2_K
+// 79 / 86, Q3_K 74 / 85, Q4_K 74 / 95, Q5_K 80 / 98, Q6_K 82 / 98.
+template <uint32_t T>
+constexpr int decode_nt2_regs() {
+  switch (T) {
+    case kQ4_1:
+    case kQ5_0:
+    case kQ5_1:
+    case kIQ4_NL:
+    case kQ2_K:
+    case kQ3_K:
+    case kQ4_K:
+    case kQ5_K:
+      return 80;
+    case kQ6_K:  // 82
+      return 88;
+    default:
+      return 0;
+  }
+}
+// The capped NT = 2 kernel (__maxnreg__ and __launch_bounds__ do not go together).
+template <uint32_t T>
+__global__ void __maxnreg__((decode_nt2_regs<T>() ? decode_nt2_regs<T>() : 128))
+    mmv_kernel_nt2(const MmArgs a) {
+  mmv_body<T, 2, 1>(a);
+}
+template <uint32_t T>
+const void* capped_kernel() {
+  if constexpr (decode_nt2_regs<T>() != 0) {
+    return reinterpret_cast<const void*>(&mmv_kernel_nt2<T>);
+  } else {
+    return nullptr;
   }
 }
 
@@ -543,6 +591,7 @@ struct Launcher {
     bool strict_warps = false;     // decode_warps from both NT kernels' occupancy
     bool shallow = false;          // SHIMMY_CUDA_MM_DEPTH=1: depth 1 for every type
     int deep_per_sm[5] = {};       // resident m = 1 depth-2 blocks per SM for 1..16 warps
+    int capped_per_sm[5] = {};     // the same for the register-capped NT = 2 kernel
     bool deep_m1 = true;           // SHIMMY_CUDA_MM_DEEP1=0: m = 1 at depth 1 (A/B timing)
   };
   static constexpr int kMaxDevices = 64;
@@ -590,15 +639,16 @@ struct Launcher {
     d.shallow = decode_depth<T>() > 1 && dp && dp[0] == '1';
     const char* deep = std::getenv("SHIMMY_CUDA_MM_DEEP1");
     d.deep_m1 = !(deep && deep[0] == '0');
-    // Resident blocks for 1..16 warps: NT 1 and NT 2 at depth 1, NT 1 at depth 2.
-    const void* kern[3] = {reinterpret_cast<const void*>(&mmv_kernel<T, 1, 1>),
+    // Resident blocks for 1..16 warps: NT 1 and NT 2 at depth 1, NT 1 at depth 2, and the
+    // register-capped NT 2 kernel.
+    const void* kern[4] = {reinterpret_cast<const void*>(&mmv_kernel<T, 1, 1>),
                            reinterpret_cast<const void*>(&mmv_kernel<T, 2, 1>),
-                           reinterpret_cast<const void*>(&mmv_kernel<T, 1, 2>)};
-    int* per_sm[3] = {d.decode_per_sm[0], d.decode_per_sm[1], d.deep_per_sm};
-    for (int i = 0; i < 3; ++i)
+                           reinterpret_cast<const void*>(&mmv_kernel<T, 1, 2>), capped_kernel<T>()};
+    int* per_sm[4] = {d.decode_per_sm[0], d.decode_per_sm[1], d.deep_per_sm, d.capped_per_sm};
+    for (int i = 0; i < (decode_nt2_regs<T>() ? 4 : 3); ++i)
       for (int k = 0; k < 5; ++k)
         if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-                 &per_sm[i][k], kern[i], 32 << k, decode_smem(i == 1 ? 2 : 1, 1 << k))) !=
+                 &per_sm[i][k], kern[i], 32 << k, decode_smem(i % 2 ? 2 : 1, 1 << k))) !=
             cudaSuccess)
           return e;
     d.ready = true;
@@ -651,8 +701,23 @@ struct Launcher {
       cudaLaunchKernelEx(&cfg, mmv_kernel<T, 1, 1>, a);
     } else if (nt == 1) {
       cudaLaunchKernelEx(&cfg, mmv_kernel<T, 1, kD>, a);
+    } else if (d.shallow || kD == 1) {
+      // The capped kernel only where it makes one wave of two: its spills (48-164 bytes)
+      // cost 6-23 % elsewhere. H100, m = 16, uncapped / capped everywhere: Q4_K [5632, 2048]
+      // 17.9 / 12.9 us, Q5_K 18.9 / 15.9, but Q4_K [2048, 5632] 14.8 / 16.1, Q6_K [32000,
+      // 2048] 58 / 71.
+      const int k = __builtin_ctz(w);
+      const int64_t tiles = (a.rows + 15) / 16;
+      if constexpr (decode_nt2_regs<T>() != 0) {
+        if (tiles > int64_t(d.sms) * d.decode_per_sm[1][k] &&
+            tiles <= int64_t(d.sms) * d.capped_per_sm[k]) {
+          cudaLaunchKernelEx(&cfg, mmv_kernel_nt2<T>, a);
+          return;
+        }
+      }
+      cudaLaunchKernelEx(&cfg, mmv_kernel<T, 2, 1>, a);
     } else {
-      cudaLaunchKernelEx(&cfg, d.shallow ? mmv_kernel<T, 2, 1> : mmv_kernel<T, 2, kD>, a);
+      cudaLaunchKernelEx(&cfg, mmv_kernel<T, 2, kD>, a);
     }
   }
 
