@@ -1,8 +1,8 @@
 // The two weight-product kernels, templated on the weight type (decode.cuh decodes it).
 // Include only from types_*.cu: each instantiates a few types.
 //
-// Decode, m <= 16 (mmv_kernel): a block of 1..16 warps owns 16 weight rows (as many warps
-// as keep the whole grid resident: Launcher::decode_warps); the warps take interleaved
+// Decode, m <= 16 (mmv_kernel): a block of 1..16 warps (32 for F16/BF16) owns 16 weight rows (as
+// many warps as keep the whole grid resident: Launcher::decode_warps); the warps take interleaved
 // steps of the row, each loading its next step while computing the current one, and add
 // up their partial sums through shared memory at the end. A warp reads each weight once,
 // with 16- or 8-byte loads straight into mma A fragments of small integers (exact), and x
@@ -118,7 +118,16 @@ __device__ __forceinline__ StepPtrs global_step(const uint8_t* row, const RowLay
 }
 
 // ---- decode ---------------------------------------------------------------------------
-constexpr int kDecodeMaxWarps = 16;
+// Most warps a 16-row tile: 32 for the 16-bit float types (53 registers: a 1024-thread
+// block fits), 16 for the rest. The grids of 128 tiles (o and down of a 2048-wide model) are
+// one block a SM: float weights stream 16 bytes a lane and step, so 16 warps keep too few
+// bytes in flight (ncu, F16 [2048, 5632] m = 1: 16 warps a SM, 1.5 TB/s, 66 % of stalls
+// waiting on memory).
+template <uint32_t T>
+constexpr int decode_max_warps() {
+  return T == kF16 || T == kBF16 ? 32 : 16;
+}
+constexpr int kDecodeLogWarps = 6;  // per_sm tables: 1..32 warps
 
 // One step (128 values, 32 for float types) of 16 rows: ra = row g, rb = row g + 8.
 // kM1 (m = 1): lane (g, t) splits x slice (G, h) = (g / 2, g % 2) once per step and the
@@ -272,7 +281,7 @@ __device__ __forceinline__ void mmv_loop(const MmArgs& a, const uint8_t* wa, con
   }
 }
 
-// A block of nw warps (1..16, blockDim.x / 32) owns 16 weight rows.
+// A block of nw warps (1..decode_max_warps, blockDim.x / 32) owns 16 weight rows.
 // kDepth: steps in flight besides the current one (decode_depth).
 template <uint32_t T, int NT, int kDepth>
 __device__ __forceinline__ void mmv_body(const MmArgs& a) {
@@ -345,8 +354,11 @@ __device__ __forceinline__ void mmv_body(const MmArgs& a) {
   }
 }
 
-template <uint32_t T, int NT, int kDepth>
-__global__ void __launch_bounds__(kDecodeMaxWarps * 32) mmv_kernel(const MmArgs a) {
+// kW: the most warps a block (launch bounds). Blocks of 32 warps get their own kernels: built
+// for 1024 threads (64 registers), the m = 16 F16 kernel ran 14 % slower at 16 warps or less
+// ([5632, 2048] 15.6 -> 17.7 us, [32000, 2048] 60 -> 69).
+template <uint32_t T, int NT, int kDepth, int kW = 16>
+__global__ void __launch_bounds__(kW * 32) mmv_kernel(const MmArgs a) {
   mmv_body<T, NT, kDepth>(a);
 }
 
@@ -585,14 +597,15 @@ struct Launcher {
   struct DeviceInfo {
     bool ready = false;
     int sms = 1;
-    int prompt_per_sm = 0;         // resident prompt blocks per SM
-    int decode_per_sm[2][5] = {};  // resident decode blocks per SM for NT 1, 2 and 1..16 warps
-    bool pdl = false;              // programmatic dependent launch (compute capability >= 9)
-    bool strict_warps = false;     // decode_warps from both NT kernels' occupancy
-    bool shallow = false;          // SHIMMY_CUDA_MM_DEPTH=1: depth 1 for every type
-    int deep_per_sm[5] = {};       // resident m = 1 depth-2 blocks per SM for 1..16 warps
-    int capped_per_sm[5] = {};     // the same for the register-capped NT = 2 kernel
-    bool deep_m1 = true;           // SHIMMY_CUDA_MM_DEEP1=0: m = 1 at depth 1 (A/B timing)
+    int prompt_per_sm = 0;                       // resident prompt blocks per SM
+    int decode_per_sm[2][kDecodeLogWarps] = {};  // resident blocks a SM, NT 1 and 2, 1..32 warps
+    bool pdl = false;           // programmatic dependent launch (compute capability >= 9)
+    bool strict_warps = false;  // decode_warps from both NT kernels' occupancy
+    bool shallow = false;       // SHIMMY_CUDA_MM_DEPTH=1: depth 1 for every type
+    int deep_per_sm[kDecodeLogWarps] = {};    // resident m = 1 depth-2 blocks a SM, 1..32 warps
+    int capped_per_sm[kDecodeLogWarps] = {};  // the same, register-capped NT = 2 kernel
+    int log_warps = 4;    // log2 of the most warps a tile (SHIMMY_CUDA_MM_W32=0: 16, A/B timing)
+    bool deep_m1 = true;  // SHIMMY_CUDA_MM_DEEP1=0: m = 1 at depth 1 (A/B timing)
   };
   static constexpr int kMaxDevices = 64;
   static inline DeviceInfo info[kMaxDevices];
@@ -602,6 +615,27 @@ struct Launcher {
     int dev = 0;
     cudaGetDevice(&dev);
     return info[dev < kMaxDevices ? dev : 0];
+  }
+
+  // The 32-warp kernel <NT, depth> (16-bit float types only), else nullptr.
+  template <int NT, int kDepth>
+  static const void* wide_kernel() {
+    if constexpr (decode_max_warps<T>() == 32) {
+      return reinterpret_cast<const void*>(&mmv_kernel<T, NT, kDepth, 32>);
+    } else {
+      return nullptr;
+    }
+  }
+  // Launches mmv_kernel<T, NT, kDepth> for blocks of w warps.
+  template <int NT, int kDepth>
+  static void launch_mmv(const cudaLaunchConfig_t& cfg, int w, const MmArgs& a) {
+    if constexpr (decode_max_warps<T>() == 32) {
+      if (w == 32) {
+        cudaLaunchKernelEx(&cfg, mmv_kernel<T, NT, kDepth, 32>, a);
+        return;
+      }
+    }
+    cudaLaunchKernelEx(&cfg, mmv_kernel<T, NT, kDepth>, a);
   }
 
   static cudaError_t prepare() {
@@ -639,18 +673,24 @@ struct Launcher {
     d.shallow = decode_depth<T>() > 1 && dp && dp[0] == '1';
     const char* deep = std::getenv("SHIMMY_CUDA_MM_DEEP1");
     d.deep_m1 = !(deep && deep[0] == '0');
-    // Resident blocks for 1..16 warps: NT 1 and NT 2 at depth 1, NT 1 at depth 2, and the
+    const char* w32 = std::getenv("SHIMMY_CUDA_MM_W32");
+    d.log_warps = decode_max_warps<T>() == 32 && !(w32 && w32[0] == '0') ? 5 : 4;
+    // Resident blocks for 1..32 warps: NT 1 and NT 2 at depth 1, NT 1 at depth 2, and the
     // register-capped NT 2 kernel.
-    const void* kern[4] = {reinterpret_cast<const void*>(&mmv_kernel<T, 1, 1>),
-                           reinterpret_cast<const void*>(&mmv_kernel<T, 2, 1>),
-                           reinterpret_cast<const void*>(&mmv_kernel<T, 1, 2>), capped_kernel<T>()};
+    const void* kern[2][4] = {
+        {reinterpret_cast<const void*>(&mmv_kernel<T, 1, 1>),
+         reinterpret_cast<const void*>(&mmv_kernel<T, 2, 1>),
+         reinterpret_cast<const void*>(&mmv_kernel<T, 1, 2>), capped_kernel<T>()},
+        {wide_kernel<1, 1>(), wide_kernel<2, 1>(), nullptr, nullptr}};
     int* per_sm[4] = {d.decode_per_sm[0], d.decode_per_sm[1], d.deep_per_sm, d.capped_per_sm};
-    for (int i = 0; i < (decode_nt2_regs<T>() ? 4 : 3); ++i)
-      for (int k = 0; k < 5; ++k)
-        if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-                 &per_sm[i][k], kern[i], 32 << k, decode_smem(i % 2 ? 2 : 1, 1 << k))) !=
-            cudaSuccess)
+    for (int i = 0; i < 4; ++i)
+      for (int k = 0; k <= d.log_warps; ++k) {
+        const void* f = kern[k > 4][i];
+        if (f &&
+            (e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                 &per_sm[i][k], f, 32 << k, decode_smem(i % 2 ? 2 : 1, 1 << k))) != cudaSuccess)
           return e;
+      }
     d.ready = true;
     return cudaSuccess;
   }
@@ -661,7 +701,7 @@ struct Launcher {
   static int decode_warps(const DeviceInfo& d, int64_t rows, int64_t cols) {
     const int64_t tiles = (rows + 15) / 16;
     const int64_t nsteps = (cols + Dec<T>::F.step - 1) / Dec<T>::F.step;
-    for (int k = 4; k > 0; --k) {
+    for (int k = d.log_warps; k > 0; --k) {
       const int w = 1 << k;
       // m <= 8 sets it; m > 8 uses the same (SHIMMY_CUDA_MM_WARPS=strict: the smaller of
       // the two kernels' occupancies, A/B timing of m = 16 in one wave)
@@ -696,11 +736,11 @@ struct Launcher {
     const bool deep = Dec<T>::kScale && a.m == 1 && d.deep_m1 &&
                       (a.rows + 15) / 16 <= int64_t(d.sms) * d.deep_per_sm[__builtin_ctz(w)];
     if (deep) {
-      cudaLaunchKernelEx(&cfg, mmv_kernel<T, 1, 2>, a);
+      cudaLaunchKernelEx(&cfg, mmv_kernel<T, 1, 2>, a);  // quantized types: w <= 16
     } else if (nt == 1 && (a.m == 1 || d.shallow)) {
-      cudaLaunchKernelEx(&cfg, mmv_kernel<T, 1, 1>, a);
+      launch_mmv<1, 1>(cfg, w, a);
     } else if (nt == 1) {
-      cudaLaunchKernelEx(&cfg, mmv_kernel<T, 1, kD>, a);
+      launch_mmv<1, kD>(cfg, w, a);
     } else if (d.shallow || kD == 1) {
       // The capped kernel only where it makes one wave of two: its spills (48-164 bytes)
       // cost 6-23 % elsewhere. H100, m = 16, uncapped / capped everywhere: Q4_K [5632, 2048]
@@ -715,9 +755,9 @@ struct Launcher {
           return;
         }
       }
-      cudaLaunchKernelEx(&cfg, mmv_kernel<T, 2, 1>, a);
+      launch_mmv<2, 1>(cfg, w, a);
     } else {
-      cudaLaunchKernelEx(&cfg, mmv_kernel<T, 2, kD>, a);
+      launch_mmv<2, kD>(cfg, w, a);
     }
   }
 
