@@ -1,17 +1,18 @@
 // The two weight-product kernels, templated on the weight type (decode.cuh decodes it).
 // Include only from types_*.cu: each instantiates a few types.
 //
-// Decode, m <= 16 (mmv_kernel): a block of 1..16 warps (32 for F16/BF16) owns 16 weight rows (as
-// many warps as keep the whole grid resident: Launcher::decode_warps); the warps take interleaved
-// steps of the row, each loading its next step while computing the current one, and add
-// up their partial sums through shared memory at the end. A warp reads each weight once,
-// with 16- or 8-byte loads straight into mma A fragments of small integers (exact), and x
-// from global memory (L1/L2) as the B fragment, one column per x row (NT = 1: m <= 8,
-// 2: m <= 16). x is split into two bf16 parts (hi + residual: 16 significant bits; f16
-// parts for F16 weights, 22 bits), each multiplied by the exact weight values, so the sum
-// matches float32 arithmetic to a few ulps. Scales and mins are applied per 16 or 32 values
-// in float32. For m = 1 a warp splits each x slice once and shuffles it to the lanes that
-// need it. On sm_90 the launch is a programmatic dependent launch (see pdl_wait).
+// Decode, m <= 16 (mmv_kernel): a block of 1..16 warps (32 for F16/BF16) owns 16 weight
+// rows (as many warps as keep the whole grid resident: Launcher::decode_warps); the warps
+// take interleaved steps of the row, each loading its next step while computing the current
+// one, and add up their partial sums through shared memory at the end. A warp reads each
+// weight once, with 16- or 8-byte loads straight into mma A fragments of small integers
+// (exact), and x from global memory (L1/L2) as the B fragment, one column per x row (NT =
+// 1: m <= 8, 2: m <= 16). x is split into two bf16 parts (hi + residual: 16 significant
+// bits; f16 parts for F16 weights, 22 bits), each multiplied by the exact weight values, so
+// the sum matches float32 arithmetic to a few ulps. Scales and mins are applied per 16 or
+// 32 values in float32. For m = 1 a warp splits each x slice once and shuffles it to the
+// lanes that need it. On sm_90 the launch is a programmatic dependent launch (see
+// pdl_wait).
 //
 // Prompt, m > 16 (mmp_kernel): a block computes a 128 (weight rows) x 64 (x rows) tile.
 // Each k chunk (128 values; 64 for F16/BF16, 32 for F32) of the raw weight rows and of x
