@@ -20,6 +20,12 @@ for bin in "$build"/fuzz/*_fuzz; do
         if [ "$(stat -c %s "$f")" -le 1300000 ]; then cp -f "$f" "$seeds/"
         else head -c 65536 "$f" > "$seeds/$(basename "$f").head"; fi
       done ;;
+    placement_fuzz)
+      # Seeds: byte 0 picks the parser (0 --gpu-layers, 1 --tensor-split) or the planner (2).
+      i=0
+      for s in '\x00auto' '\x00all' '\x0022' '\x013,1' '\x010,1.5,2' '\x02\x16\x01auto'; do
+        printf "$s" > "$seeds/seed$i"; i=$((i + 1))
+      done ;;
     *)
       for f in "$shared"/vocab/*.inp; do cp -f "$f" "$seeds/"; done ;;
   esac
