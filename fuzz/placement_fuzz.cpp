@@ -66,7 +66,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const int n_layer = fdp.ConsumeIntegralInRange<int>(0, 200);
   const bool huge = fdp.ConsumeBool();
   auto bytes = [&] {
-    return huge ? fdp.ConsumeIntegral<uint64_t>() : fdp.ConsumeIntegralInRange<uint64_t>(0, 1ull << 34);
+    return huge ? fdp.ConsumeIntegral<uint64_t>()
+                : fdp.ConsumeIntegralInRange<uint64_t>(0, 1ull << 34);
   };
   for (int l = 0; l < n_layer; ++l) {
     in.layer_bytes.push_back(bytes());
