@@ -3,8 +3,8 @@
 # needs into two git-ignored folders of a checkout, for scripts/gpu-check.sh to run there:
 #   .gpu/           gpu-check.sh and bundle.tar.xz: shimmy, libshimmy-backend-cuda.so,
 #                   shimmy_cuda_tests, shimmy_cuda_mm_tests, shimmy-cuda-bench,
-#                   shimmy-cuda-mm-bench, shimmy-gen-model and lib/ (the shared libraries they need beyond glibc,
-#                   so the machine needs only its driver)
+#                   shimmy-cuda-mm-bench, shimmy-gen-model and lib/ (the shared libraries
+#                   they need beyond glibc, so the machine needs only its driver)
 #   .gpu-fixtures/  models/ (a subset of ../shared/models), reference/, vocab/ (for
 #                   shimmy-gen-model's benchmark models)
 # The device tool sends the checkout it was started in plus carried paths; run there:
@@ -45,7 +45,8 @@ trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/lib"
 bins=("$build/shimmy" "$build/libshimmy-backend-cuda.so" "$build/plugins/cuda/tests/shimmy_cuda_tests"
       "$build/plugins/cuda/tests/shimmy-cuda-bench" "$build/bench/shimmy-gen-model"
-      "$build/plugins/cuda/src/mm/shimmy_cuda_mm_tests" "$build/plugins/cuda/src/mm/shimmy-cuda-mm-bench")
+      "$build/plugins/cuda/src/mm/shimmy_cuda_mm_tests"
+      "$build/plugins/cuda/src/mm/shimmy-cuda-mm-bench")
 for b in "${bins[@]}"; do
   strip -o "$stage/$(basename "$b")" "$b"
   chmod +x "$stage/$(basename "$b")"
