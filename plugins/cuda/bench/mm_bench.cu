@@ -2,6 +2,10 @@
 //
 //   shimmy-cuda-mm-bench [TYPE...]      (default: every type; e.g. Q4_0 Q8_0 F16 Q4_K)
 //   shimmy-cuda-mm-bench --one TYPE ROWS COLS M   five plain calls, for a profiler
+//   shimmy-cuda-mm-bench --step TYPE...  the weight products of a TinyLlama decode step
+//                                        alone (22 layers + head, m = 1 and 16), against
+//                                        one product of the same bytes: what the product
+//                                        boundaries cost
 //
 // Prints the device-to-device copy bandwidth (bytes read + written per second: the memory
 // ceiling), then per type and weight shape: decode (m = 1) time, weight bytes read per
@@ -211,8 +215,63 @@ int run_one(char** argv) {
   return 0;
 }
 
+// The products of one decode step as the plugin runs them (stacked q/k/v, o, gate/up with
+// SwiGLU, down; 22 layers of their own weights; the head), back to back in one graph.
+int run_step(int argc, char** argv) {
+  cudaStream_t s;
+  CHECK(cudaStreamCreate(&s));
+  cudaDeviceProp prop;
+  CHECK(cudaGetDeviceProperties(&prop, 0));
+  const double copy = copy_gbps(s, prop.multiProcessorCount);
+  std::printf("device-to-device copy: %.0f GB/s (read + write)\n", copy);
+  std::printf("%-7s %3s %10s %9s %8s %7s %12s %8s\n", "type", "m", "step MB", "step us", "GB/s",
+              "% copy", "one prod us", "% copy");
+  constexpr int kLayers = 22;
+  for (int i = 0; i < argc; ++i) {
+    const TensorType t = type_named(argv[i]);
+    BenchWeight qkv, o, gu, down, head, one;
+    auto layers = [&](int64_t rows, int64_t cols, BenchWeight& b) {  // a copy per layer
+      make_weight(t, rows, cols,
+                  shimmy::cuda::weight_device_bytes(uint32_t(t), rows, cols) * kLayers, s, b);
+    };
+    layers(2560, 2048, qkv);
+    layers(2048, 2048, o);
+    layers(11264, 2048, gu);
+    layers(2048, 5632, down);
+    make_weight(t, 32000, 2048, 0, s, head);
+    const size_t bytes = kLayers * (qkv.bytes + o.bytes + gu.bytes + down.bytes) + head.bytes;
+    const size_t rb2048 = shimmy::cuda::weight_device_bytes(uint32_t(t), 1, 2048);
+    make_weight(t, int64_t(bytes / rb2048), 2048, 0, s, one);
+    for (int64_t m : {1, 16}) {
+      DeviceBuf x(size_t(m) * 32000 * 4), y(size_t(m) * 32000 * 4);
+      CHECK(cudaMemset(x.p, 0, size_t(m) * 32000 * 4));
+      auto* xp = static_cast<const float*>(x.p);
+      auto* yp = static_cast<float*>(y.p);
+      cudaGraphExec_t g = capture(s, kLayers, [&](int l, cudaStream_t st) {
+        shimmy::cuda::matmul(qkv.w[size_t(l)], xp, m, yp, 2560, nullptr, st);
+        shimmy::cuda::matmul(o.w[size_t(l)], xp, m, yp, 2048, nullptr, st);
+        shimmy::cuda::matmul_swiglu(gu.w[size_t(l)], xp, m, yp, 5632, st);
+        shimmy::cuda::matmul(down.w[size_t(l)], xp, m, yp, 2048, nullptr, st);
+        if (l == kLayers - 1) shimmy::cuda::matmul(head.w[0], xp, m, yp, 32000, nullptr, st);
+      });
+      CHECK(cudaGetLastError());
+      const double us = double(time_graph(g, s)) * 1e3;
+      CHECK(cudaGraphExecDestroy(g));
+      const double one_us = time_matmul(one, m, s);
+      const double gbps = double(bytes) / (us * 1e-6) / 1e9;
+      const double one_gbps = double(one.bytes) / (one_us * 1e-6) / 1e9;
+      std::printf("%-7s %3lld %10.1f %9.1f %8.0f %6.1f%% %12.1f %7.1f%%\n", argv[i], (long long)m,
+                  double(bytes) / 1e6, us, gbps, 100.0 * gbps / copy, one_us,
+                  100.0 * one_gbps / copy);
+    }
+  }
+  CHECK(cudaStreamDestroy(s));
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc == 6 && std::strcmp(argv[1], "--one") == 0) return run_one(argv + 2);
+  if (argc >= 3 && std::strcmp(argv[1], "--step") == 0) return run_step(argc - 2, argv + 2);
   std::vector<TensorType> types;
   for (int i = 1; i < argc; ++i)
     for (TensorType t : kAll)

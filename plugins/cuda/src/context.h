@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backend.h"
+#include "host_copy.h"
 #include "mm/matmul.h"
 #include "plugin_abi.h"
 #include "slice.h"
@@ -50,6 +51,7 @@ struct ShimmyContext {
   // the device into pageable memory is staged by the driver at a fraction of the speed.
   float* host_out = nullptr;
   size_t host_out_floats = 0;
+  shimmy::cuda::HostCopy copy_out;  // host_out -> the caller's memory, big copies in parallel
   std::vector<shimmy::cuda::LayerDev> layers;
   shimmy::cuda::DeviceWeight output;
   const float* output_norm = nullptr;

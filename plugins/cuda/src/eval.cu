@@ -327,7 +327,7 @@ int32_t context_eval(ShimmyContext* c, const ShimmyBatch* batch, char* err, size
     }
     if (m.has_output) {
       SHIMMY_CUDA_TRY(cudaStreamSynchronize(s), "running the layers");
-      std::copy(ho, ho + n_out * V, b.out);
+      c->copy_out.copy(b.out, ho, n_out * V);
     }
   } else {
     // Prompts (every token in one slot, beyond graph sizes) take the tensor-core attention.
@@ -342,7 +342,7 @@ int32_t context_eval(ShimmyContext* c, const ShimmyBatch* batch, char* err, size
       SHIMMY_CUDA_TRY(cudaMemcpyAsync(ho, logits, rows * V * 4, cudaMemcpyDeviceToHost, s),
                       "copying logits back");
       SHIMMY_CUDA_TRY(cudaStreamSynchronize(s), "running the layers");  // ho is reused
-      std::copy(ho, ho + rows * V, b.out + r0 * V);
+      c->copy_out.copy(b.out + r0 * V, ho, rows * V);
     }
   }
   if (!m.has_output) {
@@ -352,7 +352,7 @@ int32_t context_eval(ShimmyContext* c, const ShimmyBatch* batch, char* err, size
   }
   SHIMMY_CUDA_TRY(cudaGetLastError(), "launching the layer kernels");
   SHIMMY_CUDA_TRY(cudaStreamSynchronize(s), "running the layers");
-  if (!m.has_output) std::copy(ho, ho + n * m.n_embd, b.out);
+  if (!m.has_output) c->copy_out.copy(b.out, ho, n * m.n_embd);
   for (int64_t i = 0; i < n; ++i) {
     int64_t& len = c->seq_len[static_cast<size_t>(b.seq[i])];
     len = std::max<int64_t>(len, b.pos[i] + 1);

@@ -16,6 +16,7 @@
 #include "backend/cpu/quant/kernels.h"
 #include "cuda_test_util.h"
 #include "gguf/types.h"
+#include "host_copy.h"
 #include "kernels.h"
 #include "mm/matmul.h"
 
@@ -590,3 +591,20 @@ INSTANTIATE_TEST_SUITE_P(Types, CudaMatmulSwiglu,
                                   "_" + std::to_string(i.param.f) + "x" +
                                   std::to_string(i.param.cols);
                          });
+
+// ---- results back to the caller (host_copy.h; no GPU needed) -------------------------------
+
+TEST(HostCopy, CopiesEveryValueSmallAndBig) {
+  cuda::HostCopy hc;
+  for (size_t n : {size_t(0), size_t(5), size_t(32000), size_t(16 * 32000 + 7), size_t(1) << 20}) {
+    SCOPED_TRACE(n);
+    std::vector<float> src(n), dst(n + 1, -1.f);
+    for (size_t i = 0; i < n; ++i) src[i] = float(i) * 0.5f;
+    for (int rep = 0; rep < 3; ++rep) {  // the workers serve one copy after another
+      std::fill(dst.begin(), dst.end(), -1.f);
+      hc.copy(dst.data(), src.data(), n);
+      ASSERT_TRUE(std::equal(src.begin(), src.end(), dst.begin()));
+      ASSERT_EQ(dst[n], -1.f) << "wrote past the end";
+    }
+  }
+}
