@@ -31,7 +31,7 @@ void check_plan(const Plan& p, const PlacementInput& in) {
     at = s.end;
     heads += s.head;
   }
-  if (!p.segments.empty() && at != n) std::abort();
+  if (at != n) std::abort();  // all-CPU plans too: cpu_layers == n_layer
   if (heads > 1 || (heads == 1) == p.head_on_cpu) std::abort();
   if (describe_plan(p, in.devices).empty()) std::abort();
 }
