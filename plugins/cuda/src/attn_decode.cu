@@ -170,18 +170,20 @@ __global__ void __launch_bounds__(kDecWarps* HS * 32)
   float* wml = wo + kDecWarps * gd;         // [key tiles][group][2] warp m, l
   __shared__ int last;
 
-  pdl_wait();  // q and the cache rows of this step come from the previous kernel
-  pdl_trigger();
   const int c = blockIdx.x, g = blockIdx.y, z = blockIdx.z, i = i0 + z;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int kt = warp % kDecWarps, h0 = (warp / kDecWarps) * GW;
   const int H = p.n_head;
   const int64_t KV = int64_t(p.n_head_kv) * HD;
-  const int64_t n_pos = int64_t(p.pos[i]) + 1;
+  // The batch area (positions, slots) was uploaded before the step: read it before the wait,
+  // so that the K/V loads go out right after it (one round trip fewer).
+  const int64_t n_pos = int64_t(__ldg(p.pos + i)) + 1;
+  const int64_t base = int64_t(__ldg(p.seq + i)) * p.max_ctx * KV + int64_t(g) * HD;
+  pdl_wait();  // q and the cache rows of this step come from the previous kernel
+  pdl_trigger();
   const int64_t p0 = int64_t(c) * chunk, p1 = p0 + chunk < n_pos ? p0 + chunk : n_pos;
   if (p0 >= p1 || exp == 1) return;  // beyond the token's position
   const int n_active = static_cast<int>((n_pos + chunk - 1) / chunk);
-  const int64_t base = int64_t(p.seq[i]) * p.max_ctx * KV + int64_t(g) * HD;
 
   // The first tile's K and V loads go out before q is staged.
   int64_t k0 = p0 + 32 * kt;

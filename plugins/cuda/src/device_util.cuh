@@ -40,6 +40,13 @@ __device__ __forceinline__ float round_f16(float x) {
   return __half2float(__float2half_rn(x));
 }
 
+// One rope pair (x0, x1) rotated by (cos, sin), as ops.cpp rope_apply.
+__device__ __forceinline__ void rope_rotate(float& x0, float& x1, float c, float sn) {
+  const float a = x0, b = x1;
+  x0 = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, sn));
+  x1 = __fadd_rn(__fmul_rn(a, sn), __fmul_rn(b, c));
+}
+
 }  // namespace shimmy::cuda
 
 namespace shimmy::cuda {

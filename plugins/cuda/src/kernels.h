@@ -44,6 +44,8 @@ struct QkvParams {
   bool neox, kv_f16;
   float eps;
 };
+// Head dims up to kMaxHeadDim (two a thread in blocks of up to 1024 threads).
+constexpr int kMaxHeadDim = 2048;
 void qkv_rope_store(const QkvParams& p, cudaStream_t s);
 
 // Causal attention of each token over its own slot's cache positions [0, pos]:

@@ -111,12 +111,12 @@ int32_t plan_slice(const ShimmyModelDesc& d, SliceLayout* out, char* err, size_t
     return 1;
   }
   const int64_t group = H / KVH;
-  if (group > kAttnMaxGroup || group * hd > kAttnMaxGroupDims) {
+  if (group > kAttnMaxGroup || group * hd > kAttnMaxGroupDims || hd > kMaxHeadDim) {
     set_err(
         err, err_len,
         "attention layout not supported by the CUDA backend: %lld q heads per kv head of %lld dims "
-        "(at most %d heads and %d dims per group)",
-        (long long)group, (long long)hd, kAttnMaxGroup, kAttnMaxGroupDims);
+        "(at most %d heads and %d dims per group, %d per head)",
+        (long long)group, (long long)hd, kAttnMaxGroup, kAttnMaxGroupDims, kMaxHeadDim);
     return 1;
   }
   if (d.n_rot <= 0 || d.n_rot > hd || d.n_rot % 2 != 0) {
