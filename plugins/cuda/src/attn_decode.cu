@@ -104,9 +104,9 @@ __device__ __forceinline__ void v_floats(const uint32_t (&w)[Shape<HD, F16>::kWo
 // Issues the loads of tile [k0, k0 + nt): K row k0 + lane, V rows k0 .. k0 + kBatch - 1.
 template <int HD, bool F16>
 __device__ __forceinline__ void load_tile(const AttnParams& p, int64_t base, int64_t KV, int64_t k0,
-                                          int nt, int lane, Tile<HD, F16>& t) {
+                                          int nt, int lane, Tile<HD, F16>& t, int skip = -1) {
   if constexpr (F16) {
-    if (lane < nt) {
+    if (lane < nt && lane != skip) {
       const uint4* kr = reinterpret_cast<const uint4*>(static_cast<const __half*>(p.k_cache) +
                                                        base + (k0 + lane) * KV);
 #pragma unroll
@@ -115,7 +115,25 @@ __device__ __forceinline__ void load_tile(const AttnParams& p, int64_t base, int
   }
 #pragma unroll
   for (int j = 0; j < Shape<HD, F16>::kBatch; ++j) {
-    if (j < nt) load_v<HD, F16>(p.v_cache, base + (k0 + j) * KV, lane, t.v[j]);
+    if (j < nt && j != skip) load_v<HD, F16>(p.v_cache, base + (k0 + j) * KV, lane, t.v[j]);
+  }
+}
+
+// Row r of the tile at k0, which load_tile skipped (compile-time indices into the tile).
+template <int HD, bool F16>
+__device__ __forceinline__ void load_tile_row(const AttnParams& p, int64_t base, int64_t KV,
+                                              int64_t k0, int r, int lane, Tile<HD, F16>& t) {
+  if constexpr (F16) {
+    if (lane == r) {
+      const uint4* kr = reinterpret_cast<const uint4*>(static_cast<const __half*>(p.k_cache) +
+                                                       base + (k0 + lane) * KV);
+#pragma unroll
+      for (int c = 0; c < HD / 8; ++c) t.k[c] = __ldg(kr + c);
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < Shape<HD, F16>::kBatch; ++j) {
+    if (j == r) load_v<HD, F16>(p.v_cache, base + (k0 + j) * KV, lane, t.v[j]);
   }
 }
 
@@ -179,17 +197,30 @@ __global__ void __launch_bounds__(kDecWarps* HS * 32)
   // so that the K/V loads go out right after it (one round trip fewer).
   const int64_t n_pos = int64_t(__ldg(p.pos + i)) + 1;
   const int64_t base = int64_t(__ldg(p.seq + i)) * p.max_ctx * KV + int64_t(g) * HD;
+  const int64_t p0 = int64_t(c) * chunk, p1 = p0 + chunk < n_pos ? p0 + chunk : n_pos;
+  int64_t k0 = p0 + 32 * kt;
+  const int nt0 = k0 < p1 ? static_cast<int>(p1 - k0 < 32 ? p1 - k0 : 32) : 0;
+  Tile<HD, F16> tile;
+  // One token: every cache row it reads but its own (which the rope kernel before this one
+  // writes) is from earlier steps, so the first tile's K and V loads go out before the wait
+  // (the rows come from device memory; the weights streamed since evicted them from L2).
+  // With more tokens, others of the same slot may write rows this one reads.
+  const bool early = p.n_tokens == 1 && exp == 0;
+  const int own = static_cast<int>(n_pos - 1 - k0);  // the token's own row in the tile
+  if (early && nt0 > 0) load_tile<HD, F16>(p, base, KV, k0, nt0, lane, tile, own);
   pdl_wait();  // q and the cache rows of this step come from the previous kernel
   pdl_trigger();
-  const int64_t p0 = int64_t(c) * chunk, p1 = p0 + chunk < n_pos ? p0 + chunk : n_pos;
   if (p0 >= p1 || exp == 1) return;  // beyond the token's position
   const int n_active = static_cast<int>((n_pos + chunk - 1) / chunk);
 
-  // The first tile's K and V loads go out before q is staged.
-  int64_t k0 = p0 + 32 * kt;
-  Tile<HD, F16> tile;
-  if (k0 < p1)
-    load_tile<HD, F16>(p, base, KV, k0, static_cast<int>(p1 - k0 < 32 ? p1 - k0 : 32), lane, tile);
+  // The first tile's K and V loads (the own row, with early) go out before q is staged.
+  if (nt0 > 0) {
+    if (!early) {
+      load_tile<HD, F16>(p, base, KV, k0, nt0, lane, tile);
+    } else if (own >= 0 && own < nt0) {
+      load_tile_row<HD, F16>(p, base, KV, k0, own, lane, tile);
+    }
+  }
   const float* q = p.q + int64_t(i) * H * HD + int64_t(g) * gd;
   for (int e = tid; e < gd / 4; e += NT)
     reinterpret_cast<float4*>(qs)[e] = reinterpret_cast<const float4*>(q)[e];

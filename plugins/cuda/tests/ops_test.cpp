@@ -608,3 +608,95 @@ TEST(HostCopy, CopiesEveryValueSmallAndBig) {
     }
   }
 }
+
+// ---- the decode attention right after the rope kernel (programmatic dependent launch) ----
+
+// A one-token decode attention loads the older cache rows before it waits for the rope
+// kernel and its own row after: it must see the row that kernel writes. The rows from the
+// token's position on start as NaN, so a stale read shows; the reference runs the same two
+// kernels with a synchronization between them.
+TEST(CudaOps, DecodeAttentionSeesTheRowTheRopeKernelWrote) {
+  SHIMMY_REQUIRE_GPU();
+  const int H = 32, KVH = 4, hd = 64, n_rot = 64;
+  const int64_t max_ctx = 256, Q = H * hd, KV = KVH * hd;
+  cudaStream_t s;
+  CUDA_OK(cudaStreamCreate(&s));
+  const auto qkv = random_vec(size_t(Q + 2 * KV), 61);
+  std::vector<float> cs(static_cast<size_t>(n_rot));
+  for (int j = 0; j < n_rot / 2; ++j) {
+    cs[2 * j] = std::cos(0.1f * float(j + 1));
+    cs[2 * j + 1] = std::sin(0.1f * float(j + 1));
+  }
+  const auto rows = random_vec(size_t(max_ctx * KV), 62, -2, 2);
+  std::vector<uint16_t> k16(rows.size()), v16(rows.size());
+  for (size_t e = 0; e < rows.size(); ++e) {
+    k16[e] = quant::f32_to_fp16(rows[e]);
+    v16[e] = quant::f32_to_fp16(rows[rows.size() - 1 - e]);
+  }
+  Dev<float> dqkv(qkv), dcs(cs), dq{size_t(Q)}, datt{size_t(Q)};
+  Dev<int32_t> dseq(std::vector<int32_t>{0});
+  Dev<float> part{size_t(cuda::attn_partial_floats(1, max_ctx, H, KVH, hd))};
+  CUDA_OK(cudaMemset(part.p, 0, part.n * sizeof(float)));
+  for (int pos : {0, 5, 31, 32, 100, 127, 128, 200, 255}) {
+    SCOPED_TRACE(pos);
+    Dev<int32_t> dpos(std::vector<int32_t>{pos});
+    Dev<uint16_t> kc{size_t(max_ctx * KV)}, vc{size_t(max_ctx * KV)};  // NaN-poisoned
+    cuda::QkvParams qp{};
+    qp.q = dqkv.p;
+    qp.k = dqkv.p + Q;
+    qp.v = dqkv.p + Q + KV;
+    qp.q_out = dq.p;
+    qp.ld_q = qp.ld_kv = Q + 2 * KV;
+    qp.cs = dcs.p;
+    qp.seq = dseq.p;
+    qp.pos = dpos.p;
+    qp.k_cache = kc.p;
+    qp.v_cache = vc.p;
+    qp.max_ctx = max_ctx;
+    qp.n_tokens = 1;
+    qp.n_head = H;
+    qp.n_head_kv = KVH;
+    qp.hd = hd;
+    qp.n_rot = n_rot;
+    qp.kv_f16 = true;
+    qp.eps = 1e-5f;
+    cuda::AttnParams ap{};
+    ap.q = dq.p;
+    ap.k_cache = kc.p;
+    ap.v_cache = vc.p;
+    ap.seq = dseq.p;
+    ap.pos = dpos.p;
+    ap.att = datt.p;
+    ap.part = part.p;
+    ap.max_ctx = max_ctx;
+    ap.n_tokens = 1;
+    ap.n_head = H;
+    ap.n_head_kv = KVH;
+    ap.hd = hd;
+    ap.kv_f16 = true;
+    auto reset = [&] {  // rows before pos from earlier steps, the rest NaN
+      CUDA_OK(cudaMemset(kc.p, 0xff, kc.n * 2));
+      CUDA_OK(cudaMemset(vc.p, 0xff, vc.n * 2));
+      CUDA_OK(cudaMemcpy(kc.p, k16.data(), size_t(pos * KV) * 2, cudaMemcpyHostToDevice));
+      CUDA_OK(cudaMemcpy(vc.p, v16.data(), size_t(pos * KV) * 2, cudaMemcpyHostToDevice));
+    };
+    reset();
+    cuda::qkv_rope_store(qp, s);
+    CUDA_OK(cudaStreamSynchronize(s));
+    cuda::attention(ap, s);
+    CUDA_OK(cudaStreamSynchronize(s));
+    const auto want = datt.get();
+    for (float v : want) ASSERT_TRUE(std::isfinite(v)) << "reference run read a NaN row";
+    for (int rep = 0; rep < 5; ++rep) {
+      reset();
+      cuda::qkv_rope_store(qp, s);
+      cuda::attention(ap, s);  // may start while the rope kernel runs
+      CUDA_OK(cudaStreamSynchronize(s));
+      CUDA_OK(cudaGetLastError());
+      const auto got = datt.get();
+      ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * 4), 0)
+          << "repeat " << rep << ": the attention read a row before the rope kernel wrote it";
+    }
+  }
+  CUDA_OK(cudaStreamDestroy(s));
+}
