@@ -101,12 +101,13 @@ __device__ __forceinline__ void v_floats(const uint32_t (&w)[Shape<HD, F16>::kWo
   }
 }
 
-// Issues the loads of tile [k0, k0 + nt): K row k0 + lane, V rows k0 .. k0 + kBatch - 1.
-template <int HD, bool F16>
-__device__ __forceinline__ void load_tile(const AttnParams& p, int64_t base, int64_t KV, int64_t k0,
-                                          int nt, int lane, Tile<HD, F16>& t, int skip = -1) {
+// Issues the loads of the tile at k0 for its rows j with want(j): K row k0 + lane in lane
+// j (f16 caches), V row k0 + j for j < kBatch (compile-time indices into the tile).
+template <int HD, bool F16, class Want>
+__device__ __forceinline__ void load_rows(const AttnParams& p, int64_t base, int64_t KV, int64_t k0,
+                                          int lane, Tile<HD, F16>& t, Want want) {
   if constexpr (F16) {
-    if (lane < nt && lane != skip) {
+    if (want(lane)) {
       const uint4* kr = reinterpret_cast<const uint4*>(static_cast<const __half*>(p.k_cache) +
                                                        base + (k0 + lane) * KV);
 #pragma unroll
@@ -115,26 +116,15 @@ __device__ __forceinline__ void load_tile(const AttnParams& p, int64_t base, int
   }
 #pragma unroll
   for (int j = 0; j < Shape<HD, F16>::kBatch; ++j) {
-    if (j < nt && j != skip) load_v<HD, F16>(p.v_cache, base + (k0 + j) * KV, lane, t.v[j]);
+    if (want(j)) load_v<HD, F16>(p.v_cache, base + (k0 + j) * KV, lane, t.v[j]);
   }
 }
 
-// Row r of the tile at k0, which load_tile skipped (compile-time indices into the tile).
+// The tile [k0, k0 + nt) but its row `skip`.
 template <int HD, bool F16>
-__device__ __forceinline__ void load_tile_row(const AttnParams& p, int64_t base, int64_t KV,
-                                              int64_t k0, int r, int lane, Tile<HD, F16>& t) {
-  if constexpr (F16) {
-    if (lane == r) {
-      const uint4* kr = reinterpret_cast<const uint4*>(static_cast<const __half*>(p.k_cache) +
-                                                       base + (k0 + lane) * KV);
-#pragma unroll
-      for (int c = 0; c < HD / 8; ++c) t.k[c] = __ldg(kr + c);
-    }
-  }
-#pragma unroll
-  for (int j = 0; j < Shape<HD, F16>::kBatch; ++j) {
-    if (j == r) load_v<HD, F16>(p.v_cache, base + (k0 + j) * KV, lane, t.v[j]);
-  }
+__device__ __forceinline__ void load_tile(const AttnParams& p, int64_t base, int64_t KV, int64_t k0,
+                                          int nt, int lane, Tile<HD, F16>& t, int skip = -1) {
+  load_rows<HD, F16>(p, base, KV, k0, lane, t, [=](int j) { return j < nt && j != skip; });
 }
 
 // s[hh] += q_hh . k for the lane's key; q in shared memory [group][HD].
@@ -218,7 +208,7 @@ __global__ void __launch_bounds__(kDecWarps* HS * 32)
     if (!early) {
       load_tile<HD, F16>(p, base, KV, k0, nt0, lane, tile);
     } else if (own >= 0 && own < nt0) {
-      load_tile_row<HD, F16>(p, base, KV, k0, own, lane, tile);
+      load_rows<HD, F16>(p, base, KV, k0, lane, tile, [=](int j) { return j == own; });
     }
   }
   const float* q = p.q + int64_t(i) * H * HD + int64_t(g) * gd;

@@ -54,9 +54,9 @@ void HostCopy::copy(float* dst, const float* src, size_t n) {
     std::memcpy(dst, src, n * sizeof(float));
     return;
   }
-  if (workers_.empty() && !stop_) {
+  if (!started_) {
+    started_ = true;
     start();
-    if (workers_.empty()) stop_ = true;  // never try again
   }
   if (workers_.empty()) {
     std::memcpy(dst, src, n * sizeof(float));

@@ -26,7 +26,7 @@ class HostCopy {
   void copy(float* dst, const float* src, size_t n);
 
  private:
-  void start();  // the workers, on the first big copy
+  void start();  // the workers, on the first big copy (none if threads cannot be made)
   void work(int index);
   static void piece(float* dst, const float* src, size_t n, int index, int parts);
 
@@ -39,7 +39,8 @@ class HostCopy {
   int parts_ = 1;
   unsigned long long generation_ = 0;
   int pending_ = 0;
-  bool stop_ = false;
+  bool started_ = false;  // start() ran (workers_ may still be empty)
+  bool stop_ = false;     // the destructor: workers return
 };
 
 }  // namespace shimmy::cuda

@@ -32,12 +32,12 @@ __global__ void __launch_bounds__(1024) qkv_kernel(QkvParams p) {
   const int half = p.n_rot / 2;
 
   // Before the wait: nothing here is written by the previous kernel.
-  float bq[kPer] = {}, bv[kPer] = {}, nw[kPer] = {};
+  float bb[kPer] = {}, bv[kPer] = {}, nw[kPer] = {};  // bias of q or k, of v, norm
 #pragma unroll
   for (int k = 0; k < kPer; ++k) {
     const int d = tid + k * nth;
     if (d >= hd) continue;
-    if (bias) bq[k] = __ldg(bias + int64_t(hh) * hd + d);
+    if (bias) bb[k] = __ldg(bias + int64_t(hh) * hd + d);
     if (!is_q && p.bv) bv[k] = __ldg(p.bv + int64_t(hh) * hd + d);
     if (norm) nw[k] = __ldg(norm + d);
   }
@@ -66,7 +66,7 @@ __global__ void __launch_bounds__(1024) qkv_kernel(QkvParams p) {
   for (int k = 0; k < kPer; ++k) {
     const int d = tid + k * nth;
     if (d >= hd) continue;
-    if (bias) x[k] += bq[k];
+    if (bias) x[k] += bb[k];
     head[d] = x[k];
     acc += static_cast<double>(x[k]) * x[k];
   }
