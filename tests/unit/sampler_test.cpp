@@ -56,12 +56,19 @@ TEST(Sampler, GreedyPicksArgmaxLowestIdOnTies) {
 TEST(Sampler, ArgmaxIsFirstMaximum) {
   std::mt19937 rng(7);
   std::uniform_int_distribution<int> small(-3, 3);  // few distinct values: many ties
-  for (int n = 1; n <= 70; ++n) {
+  std::vector<int> lengths;
+  for (int n = 1; n <= 140; ++n) lengths.push_back(n);
+  for (int n : {191, 192, 193, 1000, 32000, 32001}) lengths.push_back(n);
+  for (int n : lengths) {
     for (int trial = 0; trial < 20; ++trial) {
       std::vector<float> l(static_cast<size_t>(n));
       for (float& v : l) v = static_cast<float>(small(rng));
       if (trial % 4 == 1) l[static_cast<size_t>(rng() % n)] = -kInf;
       if (trial % 4 == 2) l[static_cast<size_t>(rng() % n)] = std::nanf("");
+      if (trial % 4 == 3) {  // mostly NaN and -inf, one late maximum or none
+        for (float& v : l) v = rng() % 2 ? std::nanf("") : -kInf;
+        if (trial % 8 == 3) l[static_cast<size_t>(rng() % n)] = 1.0f;
+      }
       int32_t want = -1;
       for (int i = 0; i < n; ++i) {
         const float v = l[static_cast<size_t>(i)];
@@ -72,6 +79,10 @@ TEST(Sampler, ArgmaxIsFirstMaximum) {
   }
   const std::vector<float> banned(10, -kInf);
   EXPECT_EQ(shimmy::engine::argmax(banned.data(), 10), 0);
+  std::vector<float> nan_then_inf(200, std::nanf(""));
+  EXPECT_EQ(shimmy::engine::argmax(nan_then_inf.data(), 200), 0);
+  nan_then_inf[150] = -kInf;
+  EXPECT_EQ(shimmy::engine::argmax(nan_then_inf.data(), 200), 150);
 }
 
 TEST(Sampler, NegativeInfinityBiasBans) {
