@@ -6,6 +6,9 @@
 //                                        alone (22 layers + head, m = 1 and 16), against
 //                                        one product of the same bytes: what the product
 //                                        boundaries cost
+//   shimmy-cuda-mm-bench --persistent TYPE...  the same, and the same products in one
+//                                        persistent kernel (Q4_0, Q8_0, Q4_K, F16): blocks
+//                                        of 4, 8 and 16 warps, grid barriers between products
 //
 // Prints the device-to-device copy bandwidth (bytes read + written per second: the memory
 // ceiling), then per type and weight shape: decode (m = 1) time, weight bytes read per
@@ -27,6 +30,7 @@
 
 #include "backend/cpu/quant/kernels.h"
 #include "gguf/types.h"
+#include "mm/kernels.cuh"
 #include "mm/matmul.h"
 
 namespace {
@@ -215,9 +219,172 @@ int run_one(char** argv) {
   return 0;
 }
 
+// ---- the step's products in one persistent kernel (an experiment: what launches cost) ----
+// Every block of a co-resident grid takes tiles blockIdx.x, + gridDim.x, ... of each product
+// in turn with the decode kernels' tile code (mm/kernels.cuh mmv_body, 16 warps); where a
+// product kernel waits for its predecessor (griddepcontrol.wait, after its first weight
+// loads), a block here waits at a grid barrier instead, so the next product's first loads
+// overlap the barrier and no block ever launches.
+namespace persist {
+namespace mm = shimmy::cuda::mm;
+constexpr int kMaxProducts = 96;
+__constant__ mm::MmArgs c_prods[kMaxProducts];
+
+__device__ __forceinline__ unsigned ld_acquire(const unsigned* p) {
+  unsigned v;
+  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+// Arrivals count up in *bar; every block goes on once it reads `target`.
+__device__ __forceinline__ void grid_barrier(unsigned* bar, unsigned target) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    __threadfence();
+    atomicAdd(bar, 1u);
+    while (ld_acquire(bar) < target) {
+    }
+  }
+  __syncthreads();
+}
+
+// The same with one flag: the last block to arrive (its atomicAdd returns target - 1)
+// releases the rest, which poll a line no atomic touches (flag = bar + 32).
+__device__ __forceinline__ void flag_barrier(unsigned* bar, unsigned target) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    __threadfence();
+    if (atomicAdd(bar, 1u) == target - 1) {
+      asm volatile("st.release.gpu.global.u32 [%0], %1;\n" ::"l"(bar + 32), "r"(target) : "memory");
+    } else {
+      while (ld_acquire(bar + 32) < target) {
+      }
+    }
+  }
+  __syncthreads();
+}
+
+template <uint32_t T, int NT, int kDepth, int kW>
+__global__ void __launch_bounds__(kW * 32)
+    step_kernel(int n, unsigned* bar, unsigned base, int mode) {
+  unsigned target = base;
+  if (mode == 2 || mode == 4) {  // the barriers alone
+    for (int p = 0; p < n; ++p) {
+      target += gridDim.x;
+      mode == 2 ? grid_barrier(bar, target) : flag_barrier(bar, target);
+    }
+    return;
+  }
+  for (int p = 0; p < n; ++p) {
+    const mm::MmArgs& a = c_prods[p];
+    const int64_t tiles = (a.rows + 15) / 16;
+    target += gridDim.x;
+    bool waited = false;
+    auto wait = [&] {
+      if (!waited && mode == 0) grid_barrier(bar, target);  // mode 1: the products alone
+      if (!waited && mode == 3) flag_barrier(bar, target);
+      waited = true;
+    };
+    for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+      mm::mmv_body<T, NT, kDepth>(a, tile, wait);
+      __syncthreads();  // the reduction's shared memory is reused by the next tile
+    }
+    wait();
+  }
+}
+
+// Median microseconds of one launch doing `prods` (m from the args); 0 when the device
+// cannot hold the grid.
+template <uint32_t T, int NT, int kDepth, int kW>
+double time_step(const std::vector<mm::MmArgs>& prods, int mode, cudaStream_t s, int* blocks_out) {
+  CHECK(cudaMemcpyToSymbol(c_prods, prods.data(), prods.size() * sizeof(mm::MmArgs)));
+  auto* k = step_kernel<T, NT, kDepth, kW>;
+  const size_t smem = mm::decode_smem(NT, kW);
+  int per_sm = 0, dev = 0, sms = 0;
+  CHECK(cudaGetDevice(&dev));
+  CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, kW * 32, smem));
+  if (per_sm == 0) return 0.0;
+  const int grid = sms * per_sm;
+  *blocks_out = grid;
+  unsigned* bar = nullptr;
+  CHECK(cudaMalloc(&bar, 256));
+  CHECK(cudaMemset(bar, 0, 256));
+  int n = int(prods.size());
+  unsigned base = 0;
+  cudaEvent_t e0, e1;
+  CHECK(cudaEventCreate(&e0));
+  CHECK(cudaEventCreate(&e1));
+  std::vector<float> ms;
+  for (int r = 0; r < 8; ++r) {
+    void* args[] = {&n, &bar, &base, &mode};
+    CHECK(cudaEventRecord(e0, s));
+    CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(k), dim3(unsigned(grid)),
+                                      dim3(kW * 32), args, smem, s));
+    CHECK(cudaEventRecord(e1, s));
+    CHECK(cudaEventSynchronize(e1));
+    float t = 0;
+    CHECK(cudaEventElapsedTime(&t, e0, e1));
+    if (r > 0) ms.push_back(t);  // the first launch warms up
+    if (mode != 1) base += unsigned(n) * unsigned(grid);
+  }
+  CHECK(cudaFree(bar));
+  std::sort(ms.begin(), ms.end());
+  return double(ms[ms.size() / 2]) * 1e3;
+}
+
+mm::MmArgs args_of(const shimmy::cuda::DeviceWeight& w, const float* x, int64_t m, float* y,
+                   int64_t ldy, bool swiglu) {
+  mm::MmArgs a;
+  a.w = static_cast<const uint8_t*>(w.data);
+  a.row_bytes = int64_t(w.row_bytes);
+  a.rows = w.rows;
+  a.cols = w.cols;
+  a.layout = mm::row_layout(*mm::format_of(w.type), w.cols);
+  a.x = x;
+  a.m = m;
+  a.y = y;
+  a.ldy = ldy;
+  a.swiglu = swiglu;
+  return a;
+}
+
+template <uint32_t T>
+double run(const std::vector<mm::MmArgs>& prods, int64_t m, int w, int mode, cudaStream_t s,
+           int* blocks) {
+  constexpr int kD = mm::Dec<T>::kScale ? 2 : 1;  // the product kernels' m = 1 depth
+  if (m == 1) {
+    if (w == 4) return time_step<T, 1, kD, 4>(prods, mode, s, blocks);
+    if (w == 8) return time_step<T, 1, kD, 8>(prods, mode, s, blocks);
+    return time_step<T, 1, kD, 16>(prods, mode, s, blocks);
+  }
+  if (w == 4) return time_step<T, 2, 1, 4>(prods, mode, s, blocks);
+  if (w == 8) return time_step<T, 2, 1, 8>(prods, mode, s, blocks);
+  return time_step<T, 2, 1, 16>(prods, mode, s, blocks);
+}
+
+// mode 0: products and barriers; 1: the products alone; 2: the barriers alone; 3 and 4:
+// as 0 and 2 with flag barriers.
+double time_persistent(TensorType t, const std::vector<mm::MmArgs>& prods, int64_t m, int w,
+                       int mode, cudaStream_t s, int* blocks) {
+  switch (uint32_t(t)) {
+    case shimmy::cuda::kQ4_0:
+      return run<shimmy::cuda::kQ4_0>(prods, m, w, mode, s, blocks);
+    case shimmy::cuda::kQ8_0:
+      return run<shimmy::cuda::kQ8_0>(prods, m, w, mode, s, blocks);
+    case shimmy::cuda::kQ4_K:
+      return run<shimmy::cuda::kQ4_K>(prods, m, w, mode, s, blocks);
+    case shimmy::cuda::kF16:
+      return run<shimmy::cuda::kF16>(prods, m, w, mode, s, blocks);
+    default:
+      return 0.0;
+  }
+}
+}  // namespace persist
+
 // The products of one decode step as the plugin runs them (stacked q/k/v, o, gate/up with
 // SwiGLU, down; 22 layers of their own weights; the head), back to back in one graph.
-int run_step(int argc, char** argv) {
+// persistent: also the same products in one persistent kernel (persist:: above).
+int run_step(int argc, char** argv, bool persistent) {
   cudaStream_t s;
   CHECK(cudaStreamCreate(&s));
   cudaDeviceProp prop;
@@ -263,6 +430,31 @@ int run_step(int argc, char** argv) {
       std::printf("%-7s %3lld %10.1f %9.1f %8.0f %6.1f%% %12.1f %7.1f%%\n", argv[i], (long long)m,
                   double(bytes) / 1e6, us, gbps, 100.0 * gbps / copy, one_us,
                   100.0 * one_gbps / copy);
+      if (persistent) {
+        // The same products in one persistent kernel.
+        std::vector<persist::mm::MmArgs> prods;
+        for (int l = 0; l < kLayers; ++l) {
+          prods.push_back(persist::args_of(qkv.w[size_t(l)], xp, m, yp, 2560, false));
+          prods.push_back(persist::args_of(o.w[size_t(l)], xp, m, yp, 2048, false));
+          prods.push_back(persist::args_of(gu.w[size_t(l)], xp, m, yp, 5632, true));
+          prods.push_back(persist::args_of(down.w[size_t(l)], xp, m, yp, 2048, false));
+        }
+        prods.push_back(persist::args_of(head.w[0], xp, m, yp, 32000, false));
+        const char* what[] = {"", ", no barriers", ", barriers only", ", flag barriers",
+                              ", flag barriers only"};
+        for (int w : {4, 8, 16}) {
+          for (int mode = 0; mode < 5; ++mode) {
+            int blocks = 0;
+            const double pus = persist::time_persistent(t, prods, m, w, mode, s, &blocks);
+            if (pus <= 0) continue;
+            const double pg = double(bytes) / (pus * 1e-6) / 1e9;
+            std::printf(
+                "%-7s %3lld %10.1f %9.1f %8.0f %6.1f%%  persistent, %d blocks of %d warps%s\n",
+                argv[i], (long long)m, double(bytes) / 1e6, pus, pg, 100.0 * pg / copy, blocks, w,
+                what[mode]);
+          }
+        }
+      }
     }
   }
   CHECK(cudaStreamDestroy(s));
@@ -271,7 +463,9 @@ int run_step(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   if (argc == 6 && std::strcmp(argv[1], "--one") == 0) return run_one(argv + 2);
-  if (argc >= 3 && std::strcmp(argv[1], "--step") == 0) return run_step(argc - 2, argv + 2);
+  if (argc >= 3 && std::strcmp(argv[1], "--step") == 0) return run_step(argc - 2, argv + 2, false);
+  if (argc >= 3 && std::strcmp(argv[1], "--persistent") == 0)
+    return run_step(argc - 2, argv + 2, true);
   std::vector<TensorType> types;
   for (int i = 1; i < argc; ++i)
     for (TensorType t : kAll)

@@ -248,10 +248,11 @@ __device__ __forceinline__ float silu_mul(float g, float u) {
 // Warp `warp` of `nw` takes steps warp, warp + nw, ...; the loads of the next kDepth steps
 // are issued before the current step is computed (the same steps in the same order for
 // every depth: the sums do not depend on it).
-template <uint32_t T, int NT, bool kM1, int kDepth>
+// `wait()` (every thread calls it once): pdl_wait, or a grid barrier in a persistent kernel.
+template <uint32_t T, int NT, bool kM1, int kDepth, class Wait>
 __device__ __forceinline__ void mmv_loop(const MmArgs& a, const uint8_t* wa, const uint8_t* wb,
                                          int warp, int nw, int g, int t, const uint32_t* table,
-                                         float (&acc)[NT][4]) {
+                                         float (&acc)[NT][4], Wait wait) {
   using D = Dec<T>;
   const int64_t nsteps = (a.cols + D::F.step - 1) / D::F.step;
   int64_t s = warp;
@@ -263,7 +264,7 @@ __device__ __forceinline__ void mmv_loop(const MmArgs& a, const uint8_t* wa, con
       load_raw<D, true>(global_step<D>(wb, a.layout, s + d * nw), t, cb[d]);
     }
   }
-  pdl_wait();  // x and y belong to the previous kernel until here
+  wait();  // x and y belong to the previous kernel until here
   for (; s < nsteps; s += nw) {
     Raw<D> na, nb;
     const int64_t sn = s + kDepth * nw;
@@ -282,10 +283,11 @@ __device__ __forceinline__ void mmv_loop(const MmArgs& a, const uint8_t* wa, con
   }
 }
 
-// A block of nw warps (1..decode_max_warps, blockDim.x / 32) owns 16 weight rows.
-// kDepth: steps in flight besides the current one (decode_depth).
-template <uint32_t T, int NT, int kDepth>
-__device__ __forceinline__ void mmv_body(const MmArgs& a) {
+// A block of nw warps (1..decode_max_warps, blockDim.x / 32) owns 16 weight rows: tile
+// `tile` (blockIdx.x in the product kernels). kDepth: steps in flight besides the current
+// one (decode_depth). wait: as mmv_loop.
+template <uint32_t T, int NT, int kDepth, class Wait>
+__device__ __forceinline__ void mmv_body(const MmArgs& a, int64_t tile, Wait wait) {
   using D = Dec<T>;
   extern __shared__ float red[];  // [nw][NT * 4][32] when nw > 1 (decode_smem)
   __shared__ uint32_t table[D::kTable ? 256 : 1];
@@ -295,14 +297,14 @@ __device__ __forceinline__ void mmv_body(const MmArgs& a) {
   }
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int nw = blockDim.x >> 5;
-  const int64_t r0 = int64_t(blockIdx.x) * 16;
+  const int64_t r0 = tile * 16;
   const uint8_t* wa = a.w + min(r0 + g, a.rows - 1) * a.row_bytes;
   const uint8_t* wb = a.w + min(r0 + g + 8, a.rows - 1) * a.row_bytes;
   float acc[NT][4] = {};
   if (NT == 1 && a.m == 1) {
-    mmv_loop<T, NT, true, kDepth>(a, wa, wb, warp, nw, g, t, table, acc);
+    mmv_loop<T, NT, true, kDepth>(a, wa, wb, warp, nw, g, t, table, acc, wait);
   } else {
-    mmv_loop<T, NT, false, kDepth>(a, wa, wb, warp, nw, g, t, table, acc);
+    mmv_loop<T, NT, false, kDepth>(a, wa, wb, warp, nw, g, t, table, acc, wait);
   }
   // The successor may launch once every block is past its loads: it then overlaps our tail
   // only. (Triggering at the start let it crowd big grids: Q4_K [32000, 2048] 27 -> 36 us.)
@@ -313,10 +315,10 @@ __device__ __forceinline__ void mmv_body(const MmArgs& a) {
     const int64_t n = nt * 8 + 2 * (l & 3) + (c & 1);
     if (row < a.rows && n < a.m) a.y[n * a.ldy + row] = v;
   };
-  // SwiGLU epilogue: fragment rows g (c = 0, 1) are gate row j = 8 * blockIdx.x + g, rows
+  // SwiGLU epilogue: fragment rows g (c = 0, 1) are gate row j = 8 * tile + g, rows
   // g + 8 (c = 2, 3) the matching up row.
   auto store_glu = [&](int nt, int c, int l, float gate, float up) {
-    const int64_t j = int64_t(blockIdx.x) * 8 + (l >> 2);
+    const int64_t j = tile * 8 + (l >> 2);
     const int64_t n = nt * 8 + 2 * (l & 3) + c;
     if (2 * j < a.rows && n < a.m) a.y[n * a.ldy + j] = silu_mul(gate, up);
   };
@@ -360,7 +362,7 @@ __device__ __forceinline__ void mmv_body(const MmArgs& a) {
 // ([5632, 2048] 15.6 -> 17.7 us, [32000, 2048] 60 -> 69).
 template <uint32_t T, int NT, int kDepth, int kW = 16>
 __global__ void __launch_bounds__(kW * 32) mmv_kernel(const MmArgs a) {
-  mmv_body<T, NT, kDepth>(a);
+  mmv_body<T, NT, kDepth>(a, blockIdx.x, [] { pdl_wait(); });
 }
 
 // Register cap of the NT = 2, depth-1 kernel, 0 for none. The warps a tile come from the
@@ -395,7 +397,7 @@ constexpr int decode_nt2_regs() {
 template <uint32_t T>
 __global__ void __maxnreg__((decode_nt2_regs<T>() ? decode_nt2_regs<T>() : 128))
     mmv_kernel_nt2(const MmArgs a) {
-  mmv_body<T, 2, 1>(a);
+  mmv_body<T, 2, 1>(a, blockIdx.x, [] { pdl_wait(); });
 }
 template <uint32_t T>
 const void* capped_kernel() {
