@@ -7,6 +7,8 @@
 # env: GPU_CHECK_FILTER   gtest filter for the tests (default: all)
 #      GPU_CHECK_SANITIZE=1  also run the op tests under compute-sanitizer memcheck
 #      GPU_CHECK_BENCH=1  generate benchmark models (shimmy-gen-model) and run shimmy-cuda-bench
+#                         and shimmy bench on them; the copy bandwidth of the same call and
+#                         each model's single-stream share of it and 16-stream ratio
 #      GPU_CHECK_BENCH_SHAPES  "shape:type ..." (default "tinyllama:Q4_0")
 #      OUT                folder for logs (default /tmp/gpu-check)
 set -uo pipefail
@@ -81,6 +83,9 @@ if [ "${GPU_CHECK_BENCH:-0}" = 1 ]; then
   "$gpu/shimmy-cuda-bench" --ops 2>&1 | tee "$out/bench-ops.log"
   [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
   while read -r line; do summary+=("ops: $line"); done < "$out/bench-ops.log"
+  # The memory ceiling the decode figures are measured against, in this same call.
+  copy=$("$gpu/shimmy-cuda-mm-bench" --copy 2>&1 | awk '/copy:/ {print $3}')
+  summary+=("device-to-device copy: ${copy:-?} GB/s (read + write)")
   models=/tmp/shimmy-bench-models
   mkdir -p "$models"
   for st in ${GPU_CHECK_BENCH_SHAPES:-tinyllama:Q4_0}; do
@@ -94,6 +99,16 @@ if [ "${GPU_CHECK_BENCH:-0}" = 1 ]; then
     "$gpu/shimmy" bench -m "$f" -p 512 -n 128 -r 3 --gpu-backend cuda 2>&1 | tee -a "$out/bench-$shape-$type.log"
     "$gpu/shimmy" bench -m "$f" -p 16 -n 64 -r 2 --parallel 16 --gpu-backend cuda 2>&1 | tail -2 | tee -a "$out/bench-$shape-$type.log"
     while read -r line; do summary+=("bench $shape-$type: $line"); done < "$out/bench-$shape-$type.log"
+    # tg128: tok/s and the weight GB/s against the copy; 16 streams against one.
+    summary+=("bench $shape-$type: $(awk -v copy="${copy:-0}" '
+      /^tg128/ { tok = $2; for (i = 1; i < NF; ++i) if ($(i + 1) == "GB/s;") gbs = $i }
+      /^tg64/ && /aggregate/ { par = $2 }
+      END {
+        pct = 0
+        if (copy > 0) pct = 100 * gbs / copy
+        printf "single %.1f tok/s, weights at %.1f GB/s = %.1f %% of copy", tok, gbs, pct
+        if (par > 0 && tok > 0) printf "; 16 streams %.1f tok/s = %.2fx single", par, par / tok
+      }' "$out/bench-$shape-$type.log")")
   done
 fi
 

@@ -2,6 +2,7 @@
 //
 //   shimmy-cuda-mm-bench [TYPE...]      (default: every type; e.g. Q4_0 Q8_0 F16 Q4_K)
 //   shimmy-cuda-mm-bench --one TYPE ROWS COLS M   five plain calls, for a profiler
+//   shimmy-cuda-mm-bench --copy         the device-to-device copy bandwidth alone
 //   shimmy-cuda-mm-bench --step TYPE...  the weight products of a TinyLlama decode step
 //                                        alone (22 layers + head, m = 1 and 16), against
 //                                        one product of the same bytes: what the product
@@ -463,6 +464,16 @@ int run_step(int argc, char** argv, bool persistent) {
 
 int main(int argc, char** argv) {
   if (argc == 6 && std::strcmp(argv[1], "--one") == 0) return run_one(argv + 2);
+  if (argc == 2 && std::strcmp(argv[1], "--copy") == 0) {  // the memory ceiling alone
+    cudaStream_t s;
+    CHECK(cudaStreamCreate(&s));
+    cudaDeviceProp prop;
+    CHECK(cudaGetDeviceProperties(&prop, 0));
+    std::printf("device-to-device copy: %.0f GB/s (read + write)\n",
+                copy_gbps(s, prop.multiProcessorCount));
+    CHECK(cudaStreamDestroy(s));
+    return 0;
+  }
   if (argc >= 3 && std::strcmp(argv[1], "--step") == 0) return run_step(argc - 2, argv + 2, false);
   if (argc >= 3 && std::strcmp(argv[1], "--persistent") == 0)
     return run_step(argc - 2, argv + 2, true);
