@@ -26,8 +26,20 @@ cmake_args=(-S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release
 [ -n "${SHIMMY_CUDA_ARCHS:-}" ] && cmake_args+=(-DSHIMMY_CUDA_ARCHS="$SHIMMY_CUDA_ARCHS")
 # Configure once: a re-configure bakes in the new commit id and rebuilds the whole core.
 [ -f "$build/build.ninja" ] || cmake "${cmake_args[@]}" >/dev/null
-nice -n 19 cmake --build "$build" -j2 --target shimmy shimmy-backend-cuda shimmy_cuda_tests \
-  shimmy-cuda-bench shimmy-gen-model shimmy_cuda_mm_tests shimmy-cuda-mm-bench
+# What the bundle carries: CMake target and the file it builds, relative to the build folder.
+bundle=(shimmy:shimmy
+        shimmy-backend-cuda:libshimmy-backend-cuda.so
+        shimmy_cuda_tests:plugins/cuda/tests/shimmy_cuda_tests
+        shimmy-cuda-bench:plugins/cuda/tests/shimmy-cuda-bench
+        shimmy-gen-model:bench/shimmy-gen-model
+        shimmy_cuda_mm_tests:plugins/cuda/src/mm/shimmy_cuda_mm_tests
+        shimmy-cuda-mm-bench:plugins/cuda/src/mm/shimmy-cuda-mm-bench)
+targets=() bins=()
+for e in "${bundle[@]}"; do
+  targets+=("${e%%:*}")
+  bins+=("$build/${e#*:}")
+done
+nice -n 19 cmake --build "$build" -j2 --target "${targets[@]}"
 if ldd "$build/shimmy" | grep -qiE 'libcuda|libcudart'; then
   echo "gpu-pack: the core binary links CUDA" >&2
   exit 1
@@ -43,10 +55,6 @@ mkdir -p "$gpu" "$fix/models" "$fix/reference" "$fix/vocab"
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/lib"
-bins=("$build/shimmy" "$build/libshimmy-backend-cuda.so" "$build/plugins/cuda/tests/shimmy_cuda_tests"
-      "$build/plugins/cuda/tests/shimmy-cuda-bench" "$build/bench/shimmy-gen-model"
-      "$build/plugins/cuda/src/mm/shimmy_cuda_mm_tests"
-      "$build/plugins/cuda/src/mm/shimmy-cuda-mm-bench")
 for b in "${bins[@]}"; do
   strip -o "$stage/$(basename "$b")" "$b"
   chmod +x "$stage/$(basename "$b")"
