@@ -84,7 +84,7 @@ int32_t argmax(const float* logits, int64_t n) {
   using V4 = float __attribute__((vector_size(16)));  // 4 lanes: SSE2, NEON
   const float lowest = -std::numeric_limits<float>::infinity();
   float best = lowest;
-  int64_t best_block = -1;
+  int64_t from = -1;  // where the first value equal to `best` is: at or after this index
   int64_t i = 0;
   for (; i + kBlock <= n; i += kBlock) {
     V4 lane[2] = {{lowest, lowest, lowest, lowest}, {lowest, lowest, lowest, lowest}};
@@ -97,14 +97,13 @@ int32_t argmax(const float* logits, int64_t n) {
     }
     float m = lowest;
     for (int j = 0; j < 8; ++j) m = lane[j / 4][j % 4] > m ? lane[j / 4][j % 4] : m;
-    if (m > best) best = m, best_block = i;
+    if (m > best) best = m, from = i;
   }
   for (int64_t k = i; k < n; ++k) {  // the short last block, value by value
-    if (logits[k] > best) best = logits[k], best_block = -2 - k;
+    if (logits[k] > best) best = logits[k], from = k;
   }
-  if (best_block <= -2) return static_cast<int32_t>(-2 - best_block);
-  if (best_block >= 0) {
-    for (int64_t k = best_block;; ++k) {
+  if (from >= 0) {
+    for (int64_t k = from;; ++k) {
       if (logits[k] == best) return static_cast<int32_t>(k);
     }
   }
