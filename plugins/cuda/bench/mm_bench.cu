@@ -329,22 +329,16 @@ double time_step(const std::vector<mm::MmArgs>& prods, int mode, cudaStream_t s,
     if (mode != 1) base += unsigned(n) * unsigned(grid);
   }
   CHECK(cudaFree(bar));
+  CHECK(cudaEventDestroy(e0));
+  CHECK(cudaEventDestroy(e1));
   std::sort(ms.begin(), ms.end());
   return double(ms[ms.size() / 2]) * 1e3;
 }
 
+// A product of the step (mm/ops.h args_for, with the SwiGLU epilogue for gate/up).
 mm::MmArgs args_of(const shimmy::cuda::DeviceWeight& w, const float* x, int64_t m, float* y,
                    int64_t ldy, bool swiglu) {
-  mm::MmArgs a;
-  a.w = static_cast<const uint8_t*>(w.data);
-  a.row_bytes = int64_t(w.row_bytes);
-  a.rows = w.rows;
-  a.cols = w.cols;
-  a.layout = mm::row_layout(*mm::format_of(w.type), w.cols);
-  a.x = x;
-  a.m = m;
-  a.y = y;
-  a.ldy = ldy;
+  mm::MmArgs a = mm::args_for(w, x, m, y, ldy);
   a.swiglu = swiglu;
   return a;
 }

@@ -185,30 +185,28 @@ size_t matmul_workspace_bytes(const DeviceWeight& w, int64_t max_m) {
   return x16_bytes(max_m, w.cols) + part;
 }
 
-namespace {
-// The kernels' view of one product: y[m, ldy] = x[m, cols] W^T.
-mm::MmArgs args_for(const DeviceWeight& w, const mm::Format& f, const float* x, int64_t m, float* y,
-                    int64_t ldy) {
-  mm::MmArgs a;
+namespace mm {
+MmArgs args_for(const DeviceWeight& w, const float* x, int64_t m, float* y, int64_t ldy) {
+  MmArgs a;
   a.w = static_cast<const uint8_t*>(w.data);
   a.row_bytes = int64_t(w.row_bytes);
   a.rows = w.rows;
   a.cols = w.cols;
-  a.layout = mm::row_layout(f, w.cols);
+  a.layout = row_layout(*format_of(w.type), w.cols);
   a.x = x;
   a.m = m;
   a.y = y;
   a.ldy = ldy;
   return a;
 }
-}  // namespace
+}  // namespace mm
 
 void matmul(const DeviceWeight& w, const float* x, int64_t m, float* y, int64_t ldy, void* ws,
             cudaStream_t s) {
   const mm::TypeOps* ops = ops_for(w.type);
   const mm::Format* f = mm::format_of(w.type);
   if (m <= 0 || !ops || !f) return;
-  mm::MmArgs a = args_for(w, *f, x, m, y, ldy);
+  mm::MmArgs a = mm::args_for(w, x, m, y, ldy);
   if (m <= mm::kDecodeMaxM) {
     ops->decode(a, s);
     return;
@@ -225,7 +223,7 @@ bool matmul_swiglu(const DeviceWeight& w, const float* x, int64_t m, float* y, i
   const mm::Format* f = mm::format_of(w.type);
   static_assert(kSwigluMaxM == mm::kDecodeMaxM);
   if (m <= 0 || m > kSwigluMaxM || !ops || !f || w.rows % 16 != 0) return false;
-  mm::MmArgs a = args_for(w, *f, x, m, y, ldy);
+  mm::MmArgs a = mm::args_for(w, x, m, y, ldy);
   a.swiglu = true;
   ops->decode(a, s);
   return true;

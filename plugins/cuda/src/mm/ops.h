@@ -8,6 +8,10 @@
 
 #include "mm/layout.h"
 
+namespace shimmy::cuda {
+struct DeviceWeight;  // matmul.h
+}
+
 namespace shimmy::cuda::mm {
 
 // Largest m the decode kernels take; larger m goes to the prompt kernels.
@@ -39,6 +43,10 @@ struct TypeOps {
   void (*prompt)(const MmArgs& a, const uint16_t* x16, float* part, cudaStream_t s);
   bool x_f16;
 };
+
+// The kernels' view of one product y[m, ldy] = x[m, cols] W^T of an uploaded weight of a
+// type the kernels take (matmul.cu; swiglu stays false).
+MmArgs args_for(const DeviceWeight& w, const float* x, int64_t m, float* y, int64_t ldy);
 
 // One per type (types_*.cu).
 const TypeOps& ops_f32();
