@@ -1,4 +1,4 @@
-/* shimmy backend plugin ABI, version 1 (ARCHITECTURE.md §1.3).
+/* shimmy backend plugin ABI, version 2 (ARCHITECTURE.md §1.3).
  *
  * A GPU backend is a shared object, libshimmy-backend-<name>.so, that exports one
  * function:
@@ -20,6 +20,8 @@
  * the boundary once per device segment: f32 hidden states in, f32 hidden states (or
  * logits) out.
  *
+ * Version 2 added host_alloc / host_free (page-locked output memory).
+ *
  * Shapes follow GGUF (see src/model/model.h): a matrix tensor is [rows, cols] row-major,
  * cols = ne0 = the input dimension, stored in its GGUF block format (type = ggml type id).
  */
@@ -33,7 +35,7 @@
 extern "C" {
 #endif
 
-#define SHIMMY_BACKEND_ABI_VERSION 1u
+#define SHIMMY_BACKEND_ABI_VERSION 2u
 #define SHIMMY_BACKEND_ENTRY "shimmy_backend_api"
 #define SHIMMY_MAX_DEVICES 16
 
@@ -105,7 +107,8 @@ typedef struct ShimmyBatch {
   /* Output: with has_output, logits [n_out][n_vocab] of the tokens whose `want_logits`
      is non-zero, in batch order; otherwise hidden states [n_tokens][n_embd]. */
   const uint8_t* want_logits; /* [n_tokens] */
-  float* out;                 /* host memory */
+  float* out; /* host memory; inside a block from this plugin's host_alloc, the device
+                 writes it directly (no staging copy) */
 } ShimmyBatch;
 
 /* Memory a model slice would take on a device, for the placement planner. */
@@ -144,6 +147,13 @@ typedef struct ShimmyBackendApi {
 
   /* Forgets positions >= pos of a sequence slot (pos 0 clears it). */
   int32_t (*seq_truncate)(ShimmyContext* ctx, int32_t seq, int64_t pos, char* err, size_t err_len);
+
+  /* Optional (NULL: the core uses its own memory). Host memory the devices can write
+     directly (page-locked), for eval's `out`: a decode step's logits then skip a copy
+     through the plugin's staging buffer. host_alloc returns NULL when it cannot; host_free
+     takes only what host_alloc returned (and NULL). */
+  void* (*host_alloc)(uint64_t bytes);
+  void (*host_free)(void* p);
 } ShimmyBackendApi;
 
 typedef const ShimmyBackendApi* (*ShimmyBackendEntryFn)(uint32_t core_abi_version);

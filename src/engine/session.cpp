@@ -27,7 +27,7 @@ Session::Session(const model::Model& m, const tokenizer::Tokenizer& tok, ThreadP
       // The CPU cache holds only the layers the CPU runs (cache_ is built before fwd_).
       cache_(m.cfg, ctx, kv_f16, plan.cpu_layers < 0 ? m.cfg.n_layer : plan.cpu_layers, 0),
       fwd_(m, batch, ctx, pool, std::move(plan)),
-      logits_(static_cast<size_t>(m.cfg.n_vocab)),
+      logits_(fwd_.logits_buffer(1)),
       bt_(static_cast<size_t>(batch)) {}
 
 Result<GenerateResult> Session::generate(const std::vector<int32_t>& prompt,
@@ -53,7 +53,7 @@ Result<GenerateResult> Session::generate(const std::vector<int32_t>& prompt,
                                          &cache_, i == n - 1};
     }
     Status st = fwd_.eval(
-        std::span<const model::BatchToken>(bt_.data(), static_cast<size_t>(e - b)), logits_.data());
+        std::span<const model::BatchToken>(bt_.data(), static_cast<size_t>(e - b)), logits_);
     if (!st) return st.error();
   }
   auto t1 = clock::now();
@@ -75,7 +75,7 @@ Result<GenerateResult> Session::generate(const std::vector<int32_t>& prompt,
       r.reason = StopReason::Length;
       break;
     }
-    const int32_t id = sampler.sample(logits_.data());
+    const int32_t id = sampler.sample(logits_);
     if (tok_.is_eog(id)) {
       r.reason = StopReason::Eog;
       break;
@@ -94,7 +94,7 @@ Result<GenerateResult> Session::generate(const std::vector<int32_t>& prompt,
       break;
     }
     model::BatchToken bt{id, static_cast<int32_t>(pos), &cache_, true};
-    Status st = fwd_.eval(std::span<const model::BatchToken>(&bt, 1), logits_.data());
+    Status st = fwd_.eval(std::span<const model::BatchToken>(&bt, 1), logits_);
     if (!st) return st.error();
     ++pos;
   }

@@ -56,7 +56,7 @@ class Session {
   int64_t ctx_, batch_;
   model::KvCache cache_;
   model::Forward fwd_;
-  std::vector<float> logits_;
+  float* logits_;  // one row, from fwd_.logits_buffer
   std::vector<model::BatchToken> bt_;
 };
 

@@ -171,6 +171,30 @@ void Forward::attention(std::span<const BatchToken> batch, int64_t l) {
   });
 }
 
+Forward::~Forward() {
+  if (out_free_) out_free_(out_);
+}
+
+float* Forward::logits_buffer(int64_t rows) {
+  const size_t want =
+      static_cast<size_t>(std::max<int64_t>(rows, 1)) * static_cast<size_t>(c_.n_vocab);
+  if (want <= out_floats_) return out_;
+  if (out_free_) out_free_(out_);
+  out_ = nullptr, out_floats_ = 0, out_free_ = nullptr;
+  out_plain_.clear();
+  out_plain_.shrink_to_fit();
+  for (const DeviceStage& st : stages_) {
+    if (!st.head || !st.api->host_alloc || !st.api->host_free) continue;
+    if (void* p = st.api->host_alloc(want * sizeof(float))) {
+      out_ = static_cast<float*>(p), out_floats_ = want, out_free_ = st.api->host_free;
+      return out_;
+    }
+  }
+  out_plain_.resize(want);
+  out_ = out_plain_.data(), out_floats_ = want;
+  return out_;
+}
+
 Status Forward::eval(std::span<const BatchToken> batch, float* out) {
   const int64_t n = static_cast<int64_t>(batch.size());
   if (n == 0) return Status{};

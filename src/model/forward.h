@@ -94,11 +94,20 @@ class Forward {
   // max_ctx: the largest cache any batch token will use.
   Forward(const Model& m, int64_t max_batch, int64_t max_ctx, engine::ThreadPool& pool,
           LayerPlan plan = {});
+  ~Forward();
+  Forward(const Forward&) = delete;
+  Forward& operator=(const Forward&) = delete;
 
   // Runs the batch; writes logits of the rows with `logits` set, in batch order, to
   // out[k * n_vocab ...]. Errors: batch too large, token id out of range, position out of
   // the cache.
   Status eval(std::span<const BatchToken> batch, float* out);
+
+  // A place for eval()'s `out` of at least `rows` logit rows that the device running the
+  // head writes directly: page-locked memory from its plugin (host_alloc), which saves a
+  // copy of every row through the plugin's staging buffer, else plain memory. Valid until
+  // a call asks for more rows (the old buffer is then freed) or the Forward is destroyed.
+  float* logits_buffer(int64_t rows);
 
   // Forgets positions >= pos of the cache's sequence in every device stage (pos 0: the
   // sequence starts over). Call it before reusing a cache for another sequence; the CPU
@@ -128,6 +137,12 @@ class Forward {
   std::vector<int32_t> seq_, pos_;  // [max_batch] a stage batch's slots and positions
   std::vector<uint8_t> want_;       // [max_batch] rows that want logits
   std::vector<uint8_t> act_;        // quantized activations, [m] rows of the largest act row
+  // logits_buffer(): out_floats_ floats at out_, freed by out_free_ (a plugin's host_free)
+  // or owned by out_plain_.
+  float* out_ = nullptr;
+  size_t out_floats_ = 0;
+  void (*out_free_)(void*) = nullptr;
+  std::vector<float> out_plain_;
 };
 
 }  // namespace shimmy::model

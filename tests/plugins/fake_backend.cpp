@@ -5,7 +5,8 @@
 //       fractional; unset or empty: no device, with a reason)
 //   SHIMMY_FAKE_ABI=N      return abi_version N (tests the core's refusal)
 //   SHIMMY_FAKE_TYPES=Q4_K,Q6_K|all   weight types accepted besides F32 (default: F32 only)
-//   SHIMMY_FAKE_LOG=FILE   append one line per create/eval/seq_truncate/destroy call
+//   SHIMMY_FAKE_LOG=FILE   append one line per create/eval/seq_truncate/destroy/host_alloc/
+//                          host_free call (eval: "out host" when `out` is host_alloc memory)
 //
 // It really computes the layers (and head) it is given when their weights are F32: naive
 // loops with the same math and the same f16 roundings as the CPU path (src/model/forward.cpp),
@@ -18,6 +19,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -406,9 +409,46 @@ void run_layer(ShimmyContext& c, int64_t li, const ShimmyBatch& b, std::vector<f
   }
 }
 
+// host_alloc blocks (plain malloc here: the fake has no device to write them), by start.
+std::mutex g_host_mu;
+std::map<const char*, uint64_t> g_host;
+
+void* host_alloc(uint64_t bytes) {
+  void* p = std::malloc(bytes ? bytes : 1);
+  if (!p) return nullptr;
+  std::lock_guard<std::mutex> lk(g_host_mu);
+  g_host[static_cast<const char*>(p)] = bytes;
+  log_line("host_alloc " + std::to_string(bytes));
+  return p;
+}
+
+void host_free(void* p) {
+  if (!p) return;
+  {
+    std::lock_guard<std::mutex> lk(g_host_mu);
+    g_host.erase(static_cast<const char*>(p));
+  }
+  std::free(p);
+  log_line("host_free");
+}
+
+bool in_host_block(const void* p, uint64_t bytes) {
+  std::lock_guard<std::mutex> lk(g_host_mu);
+  const char* q = static_cast<const char*>(p);
+  auto it = g_host.upper_bound(q);
+  if (it == g_host.begin()) return false;
+  --it;
+  return q + bytes <= it->first + it->second;
+}
+
 int32_t eval(ShimmyContext* c, const ShimmyBatch* b, char* err, size_t len) {
   const ShimmyModelDesc& d = c->d;
-  log_line("eval device " + std::to_string(c->device) + " tokens " + std::to_string(b->n_tokens));
+  int64_t rows = 0;
+  for (int64_t i = 0; i < b->n_tokens; ++i) rows += d.has_output ? b->want_logits[i] != 0 : 1;
+  const uint64_t out_bytes =
+      static_cast<uint64_t>(rows * (d.has_output ? d.n_vocab : d.n_embd)) * 4;
+  log_line("eval device " + std::to_string(c->device) + " tokens " + std::to_string(b->n_tokens) +
+           (in_host_block(b->out, out_bytes) ? " out host" : ""));
   if (!c->computable) {
     set_err(err, len, c->not_computable);
     return 1;
@@ -475,7 +515,9 @@ ShimmyBackendApi g_api = {SHIMMY_BACKEND_ABI_VERSION,
                           create,
                           destroy,
                           eval,
-                          seq_truncate};
+                          seq_truncate,
+                          host_alloc,
+                          host_free};
 
 }  // namespace
 

@@ -144,6 +144,10 @@ TEST(OffloadE2E, GenerationMatchesAndReusedSequencesAreTruncated) {
   ASSERT_NE(first, std::string::npos) << c;
   EXPECT_NE(c.find("truncate device 0 seq 0 pos 0", first + 1), std::string::npos) << c;
   EXPECT_NE(c.find("destroy device 0"), std::string::npos) << c;
+  // The logits row lies in the head plugin's host memory (host_alloc), freed at the end.
+  EXPECT_NE(c.find("host_alloc " + std::to_string(512 * 4) + "\n"), std::string::npos) << c;
+  EXPECT_NE(c.find("eval device 0 tokens 1 out host"), std::string::npos) << c;
+  EXPECT_NE(c.find("host_free"), std::string::npos) << c;
   std::filesystem::remove_all(dir);
 }
 

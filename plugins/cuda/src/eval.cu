@@ -1,7 +1,8 @@
 // eval: one forward pass of the slice over a batch (plugin_abi.h ShimmyBatch).
 //
 //   host:   pack seq, pos, out_row, rope cos/sin and hidden_in into pinned staging
-//           (slice.h batch_layout), one async copy to the device batch area
+//           (slice.h batch_layout), one async copy to the device batch area (the
+//           first node of a decode graph)
 //   device: per layer, as model/forward.cpp:
 //             h = rmsnorm(x) * attn_norm            (fused with the previous residual add)
 //             q, k, v = h Wq, h Wk, h Wv            one product when stacked (slice.h);
@@ -15,7 +16,8 @@
 // The layer kernels are programmatic dependent launches (launch.h), as are the decode
 // matmuls: each may start while its predecessor finishes.
 //           head: final norm of the rows wanting logits (packed), output matmul
-//   host:   copy logits (or x) back, synchronize.
+//   host:   copy logits (or x) back (straight into the caller's memory when it is
+//           host_alloc memory, host_mem.h), synchronize.
 //
 // Batches of up to kGraphMaxTokens tokens (decode, parallel decode) run as a CUDA graph
 // captured once per batch size: every kernel reads positions and slots from the batch
@@ -28,6 +30,7 @@
 
 #include "common.h"
 #include "context.h"
+#include "host_mem.h"
 #include "kernels.h"
 #include "matmul_ref.h"
 
@@ -195,7 +198,8 @@ void enqueue_head(const ShimmyContext* c, int64_t r0, int64_t rows) {
              c->scratch + L.ws, c->stream);
 }
 
-// Captures layers + head for n tokens; null (and graphs turned off) if capture fails.
+// Captures the batch upload, layers and head for n tokens; null (and graphs turned off) if
+// capture fails.
 cudaGraphExec_t capture(ShimmyContext* c, int64_t n) {
   cudaGraph_t graph = nullptr;
   cudaGraphExec_t exec = nullptr;
@@ -203,6 +207,11 @@ cudaGraphExec_t capture(ShimmyContext* c, int64_t n) {
     cudaGetLastError();
     return nullptr;
   }
+  // The batch upload is the graph's first node (from the pinned staging, whose address is
+  // fixed): one launch a step instead of a copy and a launch.
+  const BatchLayout bl = batch_layout(n, c->dims.n_rot, c->dims.n_embd);
+  cudaMemcpyAsync(c->scratch + c->layout.batch, c->host_batch, bl.bytes, cudaMemcpyHostToDevice,
+                  c->stream);
   enqueue_layers(c, n, false);
   if (c->dims.has_output) enqueue_head(c, 0, n);
   const cudaError_t e = cudaStreamEndCapture(c->stream, &graph);
@@ -300,14 +309,19 @@ int32_t context_eval(ShimmyContext* c, const ShimmyBatch* batch, char* err, size
   std::copy(b.rope_cs, b.rope_cs + n * m.n_rot, reinterpret_cast<float*>(hb + bl.cs));
   std::copy(b.hidden_in, b.hidden_in + n * m.n_embd, reinterpret_cast<float*>(hb + bl.x));
   const cudaStream_t s = c->stream;
-  SHIMMY_CUDA_TRY(
-      cudaMemcpyAsync(c->scratch + c->layout.batch, hb, bl.bytes, cudaMemcpyHostToDevice, s),
-      "uploading the batch");
+  if (!graph) {
+    SHIMMY_CUDA_TRY(
+        cudaMemcpyAsync(c->scratch + c->layout.batch, hb, bl.bytes, cudaMemcpyHostToDevice, s),
+        "uploading the batch");
+  }
 
   const size_t V = static_cast<size_t>(m.n_vocab);
   const float* logits = c->scr(c->layout.logits);
-  // Results come back through pinned staging (host_out), then into b.out.
-  float* ho = c->host_out;
+  // Results come back into b.out directly when it is page-locked memory from host_alloc,
+  // else through pinned staging (host_out) and a host copy.
+  const uint64_t out_bytes = static_cast<uint64_t>(m.has_output ? n_out * V : n * m.n_embd) * 4;
+  const bool direct = in_host_block(b.out, out_bytes);
+  float* ho = direct ? b.out : c->host_out;
   if (graph) {
     SHIMMY_CUDA_TRY(cudaGraphLaunch(c->graphs[static_cast<size_t>(n)], s),
                     "launching the decode graph");
@@ -327,7 +341,7 @@ int32_t context_eval(ShimmyContext* c, const ShimmyBatch* batch, char* err, size
     }
     if (m.has_output) {
       SHIMMY_CUDA_TRY(cudaStreamSynchronize(s), "running the layers");
-      c->copy_out.copy(b.out, ho, n_out * V);
+      if (!direct) c->copy_out.copy(b.out, ho, n_out * V);
     }
   } else {
     // Prompts (every token in one slot, beyond graph sizes) take the tensor-core attention.
@@ -339,8 +353,10 @@ int32_t context_eval(ShimmyContext* c, const ShimmyBatch* batch, char* err, size
     for (int64_t r0 = 0; m.has_output && r0 < n_out; r0 += kLogitRows) {
       const int64_t rows = std::min(kLogitRows, n_out - r0);
       enqueue_head(c, r0, rows);
-      SHIMMY_CUDA_TRY(cudaMemcpyAsync(ho, logits, rows * V * 4, cudaMemcpyDeviceToHost, s),
+      SHIMMY_CUDA_TRY(cudaMemcpyAsync(direct ? b.out + r0 * V : ho, logits, rows * V * 4,
+                                      cudaMemcpyDeviceToHost, s),
                       "copying logits back");
+      if (direct) continue;
       SHIMMY_CUDA_TRY(cudaStreamSynchronize(s), "running the layers");  // ho is reused
       c->copy_out.copy(b.out + r0 * V, ho, rows * V);
     }
@@ -352,7 +368,7 @@ int32_t context_eval(ShimmyContext* c, const ShimmyBatch* batch, char* err, size
   }
   SHIMMY_CUDA_TRY(cudaGetLastError(), "launching the layer kernels");
   SHIMMY_CUDA_TRY(cudaStreamSynchronize(s), "running the layers");
-  if (!m.has_output) c->copy_out.copy(b.out, ho, n * m.n_embd);
+  if (!m.has_output && !direct) c->copy_out.copy(b.out, ho, n * m.n_embd);
   for (int64_t i = 0; i < n; ++i) {
     int64_t& len = c->seq_len[static_cast<size_t>(b.seq[i])];
     len = std::max<int64_t>(len, b.pos[i] + 1);

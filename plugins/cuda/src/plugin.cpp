@@ -1,9 +1,10 @@
-// The plugin's one exported symbol, shimmy_backend_api (plugin_abi.h): the ABI v1 table.
+// The plugin's one exported symbol, shimmy_backend_api (plugin_abi.h): the ABI table.
 // Every entry catches C++ exceptions, so none crosses the C boundary.
 #include <cstdio>
 #include <exception>
 
 #include "backend.h"
+#include "host_mem.h"
 #include "probe.h"
 
 namespace {
@@ -76,6 +77,21 @@ int32_t api_seq_truncate(ShimmyContext* ctx, int32_t seq, int64_t pos, char* err
   SHIMMY_GUARD(return context_truncate(ctx, seq, pos, err, err_len);)
 }
 
+void* api_host_alloc(uint64_t bytes) {
+  try {
+    return host_alloc(bytes);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void api_host_free(void* p) {
+  try {
+    host_free(p);
+  } catch (...) {
+  }
+}
+
 const ShimmyBackendApi kApi = {
     SHIMMY_BACKEND_ABI_VERSION,
     "cuda",
@@ -87,6 +103,8 @@ const ShimmyBackendApi kApi = {
     api_destroy,
     api_eval,
     api_seq_truncate,
+    api_host_alloc,
+    api_host_free,
 };
 
 }  // namespace

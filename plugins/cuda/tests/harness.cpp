@@ -46,7 +46,8 @@ Loaded& loaded() {
         return r;
       }
       r.api = entry(SHIMMY_BACKEND_ABI_VERSION);
-      if (!r.api) r.error = p + " refused ABI version 1";
+      if (!r.api)
+        r.error = p + " refused ABI version " + std::to_string(SHIMMY_BACKEND_ABI_VERSION);
       if (r.api) r.api->probe(&r.probe);
       return r;
     }
