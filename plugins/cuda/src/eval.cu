@@ -33,6 +33,7 @@
 #include "host_mem.h"
 #include "kernels.h"
 #include "matmul_ref.h"
+#include "step_timing.h"
 
 namespace shimmy::cuda {
 namespace {
@@ -281,6 +282,8 @@ int32_t context_eval(ShimmyContext* c, const ShimmyBatch* batch, char* err, size
   if (check_batch(c, b, err, err_len)) return 1;
   const Dims& m = c->dims;
   SHIMMY_CUDA_TRY(cudaSetDevice(c->device), "selecting the device");
+  StepTimer timer;  // experiments builds only (step_timing.h)
+  timer.mark(0);
 
   // Decode-sized batches replay a graph, captured the first time a size is seen (capture
   // records without running, so it goes before this batch's upload).
@@ -322,6 +325,7 @@ int32_t context_eval(ShimmyContext* c, const ShimmyBatch* batch, char* err, size
   const uint64_t out_bytes = static_cast<uint64_t>(m.has_output ? n_out * V : n * m.n_embd) * 4;
   const bool direct = in_host_block(b.out, out_bytes);
   float* ho = direct ? b.out : c->host_out;
+  timer.mark(1);
   if (graph) {
     SHIMMY_CUDA_TRY(cudaGraphLaunch(c->graphs[static_cast<size_t>(n)], s),
                     "launching the decode graph");
@@ -339,9 +343,15 @@ int32_t context_eval(ShimmyContext* c, const ShimmyBatch* batch, char* err, size
       k += j - i;
       i = j;
     }
+    timer.mark(2);
     if (m.has_output) {
       SHIMMY_CUDA_TRY(cudaStreamSynchronize(s), "running the layers");
+      timer.mark(3);
       if (!direct) c->copy_out.copy(b.out, ho, n_out * V);
+      timer.mark(4);
+      timer.done(n);
+      replay_experiment(c->graphs[static_cast<size_t>(n)], s, n,
+                        c->seq_len[static_cast<size_t>(b.seq[0])] + 1);
     }
   } else {
     // Prompts (every token in one slot, beyond graph sizes) take the tensor-core attention.
