@@ -41,7 +41,10 @@ struct Ctx {
   std::unique_ptr<cudatest::Desc> desc;
   ShimmyContext* ctx = nullptr;
   ShimmySliceBytes bytes{};
-  std::vector<float> out;
+  // Logits rows in the plugin's host memory (host_alloc), as the core's Forward keeps them:
+  // the device writes them directly.
+  float* out = nullptr;
+  size_t out_floats = 0;
 
   Ctx(const ShimmyBackendApi* a, const model::Model& model, int64_t max_ctx, int64_t max_seqs,
       int64_t max_batch)
@@ -54,20 +57,33 @@ struct Ctx {
       std::exit(1);
     }
   }
-  ~Ctx() { api->destroy(ctx); }
+  ~Ctx() {
+    api->destroy(ctx);
+    api->host_free(out);
+  }
 
   void eval(const std::vector<int32_t>& tokens, const std::vector<int32_t>& seq,
             const std::vector<int32_t>& pos, const std::vector<uint8_t>& want) {
     const std::vector<float> x = cudatest::embed(m, tokens), cs = cudatest::rope_table(m, pos);
     const int64_t n_out = std::count(want.begin(), want.end(), 1);
-    out.resize(size_t(std::max<int64_t>(1, n_out) * m.cfg.n_vocab));
+    const size_t need = size_t(std::max<int64_t>(1, n_out) * m.cfg.n_vocab);
+    if (need > out_floats) {
+      api->host_free(out);
+      out = static_cast<float*>(api->host_alloc(need * sizeof(float)));
+      out_floats = out ? need : 0;
+      if (!out) {
+        std::fprintf(stderr, "shimmy-cuda-bench: host_alloc of %zu bytes failed\n",
+                     need * sizeof(float));
+        std::exit(1);
+      }
+    }
     ShimmyBatch b{static_cast<int64_t>(tokens.size()),
                   seq.data(),
                   pos.data(),
                   cs.data(),
                   x.data(),
                   want.data(),
-                  out.data()};
+                  out};
     char err[512] = "";
     if (api->eval(ctx, &b, err, sizeof err)) {
       std::fprintf(stderr, "shimmy-cuda-bench: eval: %s\n", err);
