@@ -106,7 +106,7 @@ if [ "${GPU_CHECK_BENCH:-0}" = 1 ]; then
       END {
         pct = 0
         if (copy > 0) pct = 100 * gbs / copy
-        printf "single %.1f tok/s, weights at %.1f GB/s = %.1f %% of copy", tok, gbs, pct
+        printf "single %.1f tok/s, weights at %.1f GB/s = %.2f %% of copy", tok, gbs, pct
         if (par > 0 && tok > 0) printf "; 16 streams %.1f tok/s = %.2fx single", par, par / tok
       }' "$out/bench-$shape-$type.log")")
   done
