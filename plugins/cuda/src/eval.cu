@@ -199,6 +199,14 @@ void enqueue_head(const ShimmyContext* c, int64_t r0, int64_t rows) {
              c->scratch + L.ws, c->stream);
 }
 
+// The packed batch (pinned staging, fixed address) to the device batch area: the first node
+// of a decode graph, or a plain copy before direct launches.
+cudaError_t upload_batch(const ShimmyContext* c, int64_t n) {
+  const BatchLayout bl = batch_layout(n, c->dims.n_rot, c->dims.n_embd);
+  return cudaMemcpyAsync(c->scratch + c->layout.batch, c->host_batch, bl.bytes,
+                         cudaMemcpyHostToDevice, c->stream);
+}
+
 // Captures the batch upload, layers and head for n tokens; null (and graphs turned off) if
 // capture fails.
 cudaGraphExec_t capture(ShimmyContext* c, int64_t n) {
@@ -208,11 +216,9 @@ cudaGraphExec_t capture(ShimmyContext* c, int64_t n) {
     cudaGetLastError();
     return nullptr;
   }
-  // The batch upload is the graph's first node (from the pinned staging, whose address is
-  // fixed): one launch a step instead of a copy and a launch.
-  const BatchLayout bl = batch_layout(n, c->dims.n_rot, c->dims.n_embd);
-  cudaMemcpyAsync(c->scratch + c->layout.batch, c->host_batch, bl.bytes, cudaMemcpyHostToDevice,
-                  c->stream);
+  // The upload in the graph: one launch a step instead of a copy and a launch. (A failed
+  // call here fails the capture, checked below.)
+  upload_batch(c, n);
   enqueue_layers(c, n, false);
   if (c->dims.has_output) enqueue_head(c, 0, n);
   const cudaError_t e = cudaStreamEndCapture(c->stream, &graph);
@@ -312,11 +318,7 @@ int32_t context_eval(ShimmyContext* c, const ShimmyBatch* batch, char* err, size
   std::copy(b.rope_cs, b.rope_cs + n * m.n_rot, reinterpret_cast<float*>(hb + bl.cs));
   std::copy(b.hidden_in, b.hidden_in + n * m.n_embd, reinterpret_cast<float*>(hb + bl.x));
   const cudaStream_t s = c->stream;
-  if (!graph) {
-    SHIMMY_CUDA_TRY(
-        cudaMemcpyAsync(c->scratch + c->layout.batch, hb, bl.bytes, cudaMemcpyHostToDevice, s),
-        "uploading the batch");
-  }
+  if (!graph) SHIMMY_CUDA_TRY(upload_batch(c, n), "uploading the batch");
 
   const size_t V = static_cast<size_t>(m.n_vocab);
   const float* logits = c->scr(c->layout.logits);
