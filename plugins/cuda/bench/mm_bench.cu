@@ -22,6 +22,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -376,10 +377,12 @@ double time_persistent(TensorType t, const std::vector<mm::MmArgs>& prods, int64
 }
 }  // namespace persist
 
+#include "stream_step.cuh"
+
 // The products of one decode step as the plugin runs them (stacked q/k/v, o, gate/up with
 // SwiGLU, down; 22 layers of their own weights; the head), back to back in one graph.
 // persistent: also the same products in one persistent kernel (persist:: above).
-int run_step(int argc, char** argv, bool persistent) {
+int run_step(int argc, char** argv, bool persistent, bool streamed = false) {
   cudaStream_t s;
   CHECK(cudaStreamCreate(&s));
   cudaDeviceProp prop;
@@ -425,6 +428,87 @@ int run_step(int argc, char** argv, bool persistent) {
       std::printf("%-7s %3lld %10.1f %9.1f %8.0f %6.1f%% %12.1f %7.1f%%\n", argv[i], (long long)m,
                   double(bytes) / 1e6, us, gbps, 100.0 * gbps / copy, one_us,
                   100.0 * one_gbps / copy);
+      if (streamed && m == 1 && (t == TensorType::Q8_0 || t == TensorType::F16)) {
+        const bool f16 = t == TensorType::F16;
+        std::vector<stream::SProd> sp;
+        for (int l = 0; l < kLayers; ++l) {
+          sp.push_back(stream::sprod_of(qkv.w[size_t(l)], xp, yp));
+          sp.push_back(stream::sprod_of(o.w[size_t(l)], xp, yp));
+          sp.push_back(stream::sprod_of(gu.w[size_t(l)], xp, yp));
+          sp.push_back(stream::sprod_of(down.w[size_t(l)], xp, yp));
+        }
+        sp.push_back(stream::sprod_of(head.w[0], xp, yp));
+        // Check: the first q/k/v and down products against matmul, random x.
+        for (const BenchWeight* bw : {&qkv, &down}) {
+          const auto& w0 = bw->w[0];
+          std::vector<float> hx(size_t(w0.cols));
+          std::mt19937 rng(11);
+          std::uniform_real_distribution<float> ud(-1.f, 1.f);
+          for (auto& v : hx) v = ud(rng);
+          DeviceBuf cx(hx.size() * 4), cy(size_t(w0.rows) * 4), cr(size_t(w0.rows) * 4);
+          CHECK(cudaMemcpy(cx.p, hx.data(), hx.size() * 4, cudaMemcpyHostToDevice));
+          shimmy::cuda::matmul(w0, static_cast<const float*>(cx.p), 1, static_cast<float*>(cr.p),
+                               w0.rows, nullptr, s);
+          std::vector<stream::SProd> one{
+              stream::sprod_of(w0, static_cast<const float*>(cx.p), static_cast<float*>(cy.p))};
+          int blocks = 0;
+          CHECK(cudaMemset(cy.p, 0, size_t(w0.rows) * 4));
+          (f16 ? stream::run2<true> : stream::run2<false>)(one, -31, 2, 1, s, &blocks);
+          std::vector<float> a(size_t(w0.rows)), b(size_t(w0.rows));
+          CHECK(cudaMemcpy(a.data(), cy.p, a.size() * 4, cudaMemcpyDeviceToHost));
+          for (auto& v : a) v /= 8;  // the split kernel adds; time_stream2 launches 8 times
+          CHECK(cudaMemcpy(b.data(), cr.p, b.size() * 4, cudaMemcpyDeviceToHost));
+          double err = 0, mag = 0;
+          for (size_t i = 0; i < a.size(); ++i) {
+            err = std::max(err, double(std::fabs(a[i] - b[i])));
+            mag = std::max(mag, double(std::fabs(b[i])));
+          }
+          std::printf("stream check [%lld, %lld]: max |stream - matmul| %.3g (max |y| %.3g)\n",
+                      (long long)w0.rows, (long long)w0.cols, err, mag);
+        }
+        const char* what[] = {"barriers", "no barriers", "no barriers, no x reload"};
+        for (int mode = 0; mode < 3; ++mode) {
+          int blocks = 0;
+          const double pus =
+              (f16 ? stream::run<true> : stream::run<false>)(sp, 32, 2, mode, s, &blocks);
+          const double pg = double(bytes) / (pus * 1e-6) / 1e9;
+          std::printf(
+              "%-7s %3lld %10.1f %9.1f %8.0f %6.1f%%  stream v1, %d blocks of 32 warps, "
+              "depth 2, %s\n",
+              argv[i], (long long)m, double(bytes) / 1e6, pus, pg, 100.0 * pg / copy, blocks,
+              what[mode]);
+        }
+        const int cfg[][2] = {{31, 2}, {-31, 2}, {-31, 4}, {-15, 8}};
+        for (const auto& c : cfg) {
+          for (int mode = 0; mode < 2; ++mode) {
+            int blocks = 0;
+            const double pus =
+                (f16 ? stream::run2<true> : stream::run2<false>)(sp, c[0], c[1], mode, s, &blocks);
+            if (pus <= 0) continue;
+            const double pg = double(bytes) / (pus * 1e-6) / 1e9;
+            std::printf(
+                "%-7s %3lld %10.1f %9.1f %8.0f %6.1f%%  stream %s, %d blocks of %d+1 "
+                "warps, depth %d, %s\n",
+                argv[i], (long long)m, double(bytes) / 1e6, pus, pg, 100.0 * pg / copy,
+                c[0] < 0 ? "v3 (split)" : "v2", blocks, std::abs(c[0]), c[1], what[mode]);
+          }
+        }
+        for (const auto& c : cfg) {
+          if (true) break;
+          for (int mode = 0; mode < 3; ++mode) {
+            int blocks = 0;
+            const double pus =
+                (f16 ? stream::run<true> : stream::run<false>)(sp, c[0], c[1], mode, s, &blocks);
+            if (pus <= 0) continue;
+            const double pg = double(bytes) / (pus * 1e-6) / 1e9;
+            std::printf(
+                "%-7s %3lld %10.1f %9.1f %8.0f %6.1f%%  stream, %d blocks of %d warps, "
+                "depth %d, %s\n",
+                argv[i], (long long)m, double(bytes) / 1e6, pus, pg, 100.0 * pg / copy, blocks,
+                c[0], c[1], what[mode]);
+          }
+        }
+      }
       if (persistent) {
         // The same products in one persistent kernel.
         std::vector<persist::mm::MmArgs> prods;
@@ -469,6 +553,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (argc >= 3 && std::strcmp(argv[1], "--step") == 0) return run_step(argc - 2, argv + 2, false);
+  if (argc >= 3 && std::strcmp(argv[1], "--stream") == 0)
+    return run_step(argc - 2, argv + 2, false, true);
   if (argc >= 3 && std::strcmp(argv[1], "--persistent") == 0)
     return run_step(argc - 2, argv + 2, true);
   std::vector<TensorType> types;
