@@ -10,6 +10,9 @@
 //   shimmy-cuda-mm-bench --persistent TYPE...  the same, and the same products in one
 //                                        persistent kernel (Q4_0, Q8_0, Q4_K, F16): blocks
 //                                        of 4, 8 and 16 warps, grid barriers between products
+//   shimmy-cuda-mm-bench --stream Q8_0 F16  the same step (m = 1) in the persistent kernels
+//                                        of stream_step.cuh: weights streamed per warp, or
+//                                        staged in shared memory by the TMA
 //
 // Prints the device-to-device copy bandwidth (bytes read + written per second: the memory
 // ceiling), then per type and weight shape: decode (m = 1) time, weight bytes read per
@@ -379,6 +382,68 @@ double time_persistent(TensorType t, const std::vector<mm::MmArgs>& prods, int64
 
 #include "stream_step.cuh"
 
+// --stream: the step's products in the persistent kernels of stream_step.cuh (m = 1), each
+// first checked against matmul on one product with random x.
+void stream_step(bool f16, std::initializer_list<const BenchWeight*> layer, const BenchWeight& head,
+                 const float* xp, float* yp, size_t bytes, double copy, cudaStream_t s) {
+  constexpr int kLayers = 22;
+  std::vector<stream::SProd> sp;
+  for (int l = 0; l < kLayers; ++l)
+    for (const BenchWeight* bw : layer) sp.push_back(stream::sprod_of(bw->w[size_t(l)], xp, yp));
+  sp.push_back(stream::sprod_of(head.w[0], xp, yp));
+  const char* name = f16 ? "F16" : "Q8_0";
+  // kind 0: stream_kernel; 1: stream5_kernel; 2: stream5_kernel with int8 x.
+  auto run = [&](int kind, const std::vector<stream::SProd>& prods, int mode, int* blocks) {
+    if (kind == 0)
+      return f16 ? stream::run<true>(prods, mode, s, blocks)
+                 : stream::run<false>(prods, mode, s, blocks);
+    return f16 ? stream::run5<true>(prods, false, mode, s, blocks)
+               : stream::run5<false>(prods, kind == 2, mode, s, blocks);
+  };
+  for (int kind = 0; kind < 3; ++kind) {
+    if (f16 && kind == 2) continue;
+    const auto& w0 = (*(layer.begin() + 3))->w[0];  // down: [2048, 5632]
+    std::vector<float> hx(size_t(w0.cols));
+    std::mt19937 rng(19);
+    std::uniform_real_distribution<float> ud(-1.f, 1.f);
+    for (auto& v : hx) v = ud(rng);
+    DeviceBuf cx(hx.size() * 4), cy(size_t(w0.rows) * 4), cr(size_t(w0.rows) * 4);
+    CHECK(cudaMemcpy(cx.p, hx.data(), hx.size() * 4, cudaMemcpyHostToDevice));
+    shimmy::cuda::matmul(w0, static_cast<const float*>(cx.p), 1, static_cast<float*>(cr.p), w0.rows,
+                         nullptr, s);
+    const std::vector<stream::SProd> one{
+        stream::sprod_of(w0, static_cast<const float*>(cx.p), static_cast<float*>(cy.p))};
+    int blocks = 0;
+    run(kind, one, 1, &blocks);
+    std::vector<float> a(size_t(w0.rows)), b(size_t(w0.rows));
+    CHECK(cudaMemcpy(a.data(), cy.p, a.size() * 4, cudaMemcpyDeviceToHost));
+    CHECK(cudaMemcpy(b.data(), cr.p, b.size() * 4, cudaMemcpyDeviceToHost));
+    double err = 0, mag = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      err = std::max(err, double(std::fabs(a[i] - b[i])));
+      mag = std::max(mag, double(std::fabs(b[i])));
+    }
+    std::printf("check %s [%lld, %lld], kernel %d: max |stream - matmul| %.3g (max |y| %.3g)\n",
+                name, (long long)w0.rows, (long long)w0.cols, kind, err, mag);
+  }
+  const char* kinds[] = {"per-warp streams, 132 blocks of 32 warps, 2 chunks in flight",
+                         "staged, 132 blocks of 16+2 warps, 6 stages of 24 KB",
+                         "staged, int8 x, 132 blocks of 16+2 warps, 6 stages of 24 KB"};
+  const char* modes[] = {"grid barriers", "no barriers (x copied after each product)",
+                         "no barriers, no x reload"};
+  for (int kind = 0; kind < 3; ++kind) {
+    if (f16 && kind == 2) continue;
+    for (int mode = 0; mode < (kind == 0 ? 3 : 2); ++mode) {
+      int blocks = 0;
+      const double us = run(kind, sp, mode, &blocks);
+      if (us <= 0) continue;
+      const double gbps = double(bytes) / (us * 1e-6) / 1e9;
+      std::printf("%-7s %3d %10.1f %9.1f %8.0f %6.1f%%  %s, %s\n", name, 1, double(bytes) / 1e6, us,
+                  gbps, 100.0 * gbps / copy, kinds[kind], modes[mode]);
+    }
+  }
+}
+
 // The products of one decode step as the plugin runs them (stacked q/k/v, o, gate/up with
 // SwiGLU, down; 22 layers of their own weights; the head), back to back in one graph.
 // persistent: also the same products in one persistent kernel (persist:: above).
@@ -429,85 +494,7 @@ int run_step(int argc, char** argv, bool persistent, bool streamed = false) {
                   double(bytes) / 1e6, us, gbps, 100.0 * gbps / copy, one_us,
                   100.0 * one_gbps / copy);
       if (streamed && m == 1 && (t == TensorType::Q8_0 || t == TensorType::F16)) {
-        const bool f16 = t == TensorType::F16;
-        std::vector<stream::SProd> sp;
-        for (int l = 0; l < kLayers; ++l) {
-          sp.push_back(stream::sprod_of(qkv.w[size_t(l)], xp, yp));
-          sp.push_back(stream::sprod_of(o.w[size_t(l)], xp, yp));
-          sp.push_back(stream::sprod_of(gu.w[size_t(l)], xp, yp));
-          sp.push_back(stream::sprod_of(down.w[size_t(l)], xp, yp));
-        }
-        sp.push_back(stream::sprod_of(head.w[0], xp, yp));
-        // Check: the first q/k/v and down products against matmul, random x.
-        for (const BenchWeight* bw : {&qkv, &down}) {
-          const auto& w0 = bw->w[0];
-          std::vector<float> hx(size_t(w0.cols));
-          std::mt19937 rng(11);
-          std::uniform_real_distribution<float> ud(-1.f, 1.f);
-          for (auto& v : hx) v = ud(rng);
-          DeviceBuf cx(hx.size() * 4), cy(size_t(w0.rows) * 4), cr(size_t(w0.rows) * 4);
-          CHECK(cudaMemcpy(cx.p, hx.data(), hx.size() * 4, cudaMemcpyHostToDevice));
-          shimmy::cuda::matmul(w0, static_cast<const float*>(cx.p), 1, static_cast<float*>(cr.p),
-                               w0.rows, nullptr, s);
-          std::vector<stream::SProd> one{
-              stream::sprod_of(w0, static_cast<const float*>(cx.p), static_cast<float*>(cy.p))};
-          int blocks = 0;
-          CHECK(cudaMemset(cy.p, 0, size_t(w0.rows) * 4));
-          (f16 ? stream::run2<true> : stream::run2<false>)(one, -31, 2, 1, s, &blocks);
-          std::vector<float> a(size_t(w0.rows)), b(size_t(w0.rows));
-          CHECK(cudaMemcpy(a.data(), cy.p, a.size() * 4, cudaMemcpyDeviceToHost));
-          for (auto& v : a) v /= 8;  // the split kernel adds; time_stream2 launches 8 times
-          CHECK(cudaMemcpy(b.data(), cr.p, b.size() * 4, cudaMemcpyDeviceToHost));
-          double err = 0, mag = 0;
-          for (size_t i = 0; i < a.size(); ++i) {
-            err = std::max(err, double(std::fabs(a[i] - b[i])));
-            mag = std::max(mag, double(std::fabs(b[i])));
-          }
-          std::printf("stream check [%lld, %lld]: max |stream - matmul| %.3g (max |y| %.3g)\n",
-                      (long long)w0.rows, (long long)w0.cols, err, mag);
-        }
-        const char* what[] = {"barriers", "no barriers", "no barriers, no x reload"};
-        for (int mode = 0; mode < 3; ++mode) {
-          int blocks = 0;
-          const double pus =
-              (f16 ? stream::run<true> : stream::run<false>)(sp, 32, 2, mode, s, &blocks);
-          const double pg = double(bytes) / (pus * 1e-6) / 1e9;
-          std::printf(
-              "%-7s %3lld %10.1f %9.1f %8.0f %6.1f%%  stream v1, %d blocks of 32 warps, "
-              "depth 2, %s\n",
-              argv[i], (long long)m, double(bytes) / 1e6, pus, pg, 100.0 * pg / copy, blocks,
-              what[mode]);
-        }
-        const int cfg[][2] = {{31, 2}, {-31, 2}, {-31, 4}, {-15, 8}};
-        for (const auto& c : cfg) {
-          for (int mode = 0; mode < 2; ++mode) {
-            int blocks = 0;
-            const double pus =
-                (f16 ? stream::run2<true> : stream::run2<false>)(sp, c[0], c[1], mode, s, &blocks);
-            if (pus <= 0) continue;
-            const double pg = double(bytes) / (pus * 1e-6) / 1e9;
-            std::printf(
-                "%-7s %3lld %10.1f %9.1f %8.0f %6.1f%%  stream %s, %d blocks of %d+1 "
-                "warps, depth %d, %s\n",
-                argv[i], (long long)m, double(bytes) / 1e6, pus, pg, 100.0 * pg / copy,
-                c[0] < 0 ? "v3 (split)" : "v2", blocks, std::abs(c[0]), c[1], what[mode]);
-          }
-        }
-        for (const auto& c : cfg) {
-          if (true) break;
-          for (int mode = 0; mode < 3; ++mode) {
-            int blocks = 0;
-            const double pus =
-                (f16 ? stream::run<true> : stream::run<false>)(sp, c[0], c[1], mode, s, &blocks);
-            if (pus <= 0) continue;
-            const double pg = double(bytes) / (pus * 1e-6) / 1e9;
-            std::printf(
-                "%-7s %3lld %10.1f %9.1f %8.0f %6.1f%%  stream, %d blocks of %d warps, "
-                "depth %d, %s\n",
-                argv[i], (long long)m, double(bytes) / 1e6, pus, pg, 100.0 * pg / copy, blocks,
-                c[0], c[1], what[mode]);
-          }
-        }
+        stream_step(t == TensorType::F16, {&qkv, &o, &gu, &down}, head, xp, yp, bytes, copy, s);
       }
       if (persistent) {
         // The same products in one persistent kernel.

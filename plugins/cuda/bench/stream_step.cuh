@@ -1,11 +1,15 @@
-// An experiment of shimmy-cuda-mm-bench (--stream): a decode step's products (m = 1) as one
-// stream of weight chunks per warp, in one persistent kernel. Every warp owns whole rows
-// (rows gw, gw + GW, ... of each product; GW = warps of the grid) and keeps D chunks of
-// 512 bytes in flight in registers, across row and product boundaries: the loads of the
-// next product's first chunks are in flight while the block waits at the grid barrier
-// that stands for the data dependency. Question it answers: how fast can the products of
-// a step go when a dependency wait overlaps a weight transfer (the graph of product
-// kernels: ~720 us for Q8_0, 54 % of copy).
+// Experiments of shimmy-cuda-mm-bench --stream: a decode step's products (m = 1, the 88 of
+// TinyLlama's 22 layers and the head) in one persistent kernel, to see what a step's data
+// dependencies cost when the weights never stop streaming. Two designs (figures and the
+// variants tried and dropped: mm/notes/NOTES.md):
+//   stream_kernel  every warp owns whole rows (dealt round-robin over the grid's warps across
+//                  products) and keeps D chunks of 512 bytes in flight in registers, across
+//                  row and product boundaries; a product waits at a grid barrier and reloads
+//                  x into shared memory.
+//   stream5_kernel one block a SM; a producer warp copies the block's rows into a ring of
+//                  shared-memory stages with the TMA, product after product, held back only
+//                  by free stages; consumer warps compute rows from shared memory; a sync
+//                  warp does the grid barrier and has the TMA copy x.
 //
 // Device layout (mm/layout.h), m = 1:
 //   Q8_0: a row's main array is [nsteps][128 B]; chunk c = main bytes [512c, 512c + 512),
@@ -15,8 +19,9 @@
 //         groups).
 //   F16:  main [nsteps][64 B]; chunk c: lane l at 512c + 16l: step s = 8c + l/4, t = l & 3,
 //         elements 4h + e = values 16h + 4t + e of the step's 32.
-// x lives in shared memory, padded by 16 floats every 2^PS values so that the 8 lanes of a
-// 16-byte load phase hit distinct banks.
+// stream_kernel pads x in shared memory by 16 floats every 2^PS values, stream5_kernel has
+// the lanes of odd j (Q8_0) or odd step (F16) take the other 16-value slice first: either
+// way the 8 lanes of a 16-byte load phase hit distinct banks.
 #pragma once
 
 namespace stream {
@@ -167,15 +172,7 @@ __global__ void __launch_bounds__(W * 32)
   }
 }
 
-// ---- v2: x by the TMA, a sync warp, x unpadded ----------------------------------------
-// W compute warps and one sync warp a block. The sync warp waits (named barrier 1) until
-// the compute warps are done with product p - 1, arrives at the grid barrier, waits for the
-// other blocks, and has the TMA copy x of product p into xs[p & 1] (cp.async.bulk, one
-// mbarrier a buffer). The compute warps only arrive at the named barrier (bar.arrive does
-// not wait) and wait for the mbarrier of their next x, so their weight loads keep flowing
-// and no synchronizing load queues behind them. x is unpadded: in each 16-byte x load the
-// lanes of odd (j, resp. step) take the other 16-value slice first, so the 8 lanes of a
-// load phase hit distinct banks.
+// ---- shared-memory staging: mbarriers, the TMA, x unpadded -------------------------------
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
   return uint32_t(__cvta_generic_to_shared(p));
 }
@@ -255,150 +252,153 @@ __device__ __forceinline__ float dot_chunk2(const Chunk& k, int c, const float* 
 }
 
 // mode 0: grid barriers; 1: none (x still copied for every product).
-template <bool kF16W, int W, int D>
-__global__ void __launch_bounds__((W + 1) * 32)
-    stream2_kernel(int n, unsigned* bar, unsigned base, int mode, int xcap) {
+// A stage holds whole rows, at most kStage bytes.
+constexpr int kStage = 24576;
+
+__device__ __forceinline__ void mbar_arrive(uint64_t* b) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  extern __shared__ __align__(128) float xs2[];  // [2][xcap] floats, then 2 mbarriers
-  uint64_t* full = reinterpret_cast<uint64_t*>(xs2 + 2 * xcap);
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  if (threadIdx.x == W * 32) {
-    mbar_init(&full[0], 1);
-    mbar_init(&full[1], 1);
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-  }
-  __syncthreads();
-  if (warp == W) {  // the sync warp (all lanes take the named barrier; lane 0 the rest)
-    unsigned target = base;
-    for (int p = 0; p < n; ++p) {
-      if (p > 0) {
-        asm volatile("bar.sync 1, %0;\n" ::"r"((W + 1) * 32) : "memory");
-        target += gridDim.x;
-        if (mode == 0 && lane == 0) {
-          __threadfence();
-          atomicAdd(bar, 1u);
-          while (persist::ld_acquire(bar) < target) {
-          }
-        }
-        __syncwarp();
-      }
-      if (lane == 0) {
-        asm volatile("fence.proxy.async;\n" ::: "memory");
-        const unsigned bytes = unsigned(c_sp[p].cols) * 4u;
-        mbar_expect_tx(&full[p & 1], bytes);
-        bulk_g2s(xs2 + (p & 1) * xcap, c_sp[p].x, bytes, &full[p & 1]);
-      }
-      __syncwarp();  // bar.sync is warp-aligned: lane 0 must be back with the rest
-    }
-    return;
-  }
-  const int gw = warp * gridDim.x + blockIdx.x, GW = gridDim.x * W;
-  Cursor lq{0, 0, 0};
-  first_row(lq, n, gw, GW);
-  Chunk ring[D];
-#pragma unroll
-  for (int i = 0; i < D; ++i) {
-    ring[i] = load_chunk<kF16W>(lq, n, lane);
-    if (lq.p < n) advance(lq, n, gw, GW);
-  }
-  for (int p = 0; p < n; ++p) {
-    const SProd& P = c_sp[p];
-    const float* xs = xs2 + (p & 1) * xcap;
-    mbar_wait(&full[p & 1], unsigned(p >> 1) & 1u);
-    for (int r = first_row_of(p, gw, GW); r < P.rows; r += GW) {
-      float acc = 0.f;
-      for (int c = 0; c < P.nchunks; ++c) {
-        acc += dot_chunk2<kF16W>(ring[0], c, xs, lane);
-#pragma unroll
-        for (int i = 0; i + 1 < D; ++i) ring[i] = ring[i + 1];
-        ring[D - 1] = load_chunk<kF16W>(lq, n, lane);
-        if (lq.p < n) advance(lq, n, gw, GW);
-      }
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xFFFFFFFFu, acc, o);
-      if (lane == 0) P.y[r] = acc;
-    }
-    if (p + 1 < n) asm volatile("bar.arrive 1, %0;\n" ::"r"((W + 1) * 32) : "memory");
-  }
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_u32(b)) : "memory");
 #endif
 }
 
-__device__ unsigned long long g_prof[4];
-__device__ __forceinline__ uint64_t gtimer() {
-  uint64_t t;
-  asm volatile("mov.u64 %0, %globaltimer;\n" : "=l"(t));
-  return t;
+__host__ __device__ inline int rows_per_stage(int64_t row_bytes) {
+  return int(kStage / row_bytes);
 }
 
-// ---- v3: v2 with the ring in static registers -------------------------------------------
-// Moving a register that a load has not filled yet waits for the load, so a ring that
-// shifts (v1, v2) keeps about one chunk in flight whatever its depth. Here ring slot k
-// always takes the k-th chunk of a unit of D chunks, and the compute loop is unrolled by
-// D, so slots are named statically and never moved. A product of C = rows * nchunks
-// chunks (row-major) is cut into U = ceil(C / D) units; warp gw takes units
-// [U gw / GW, U (gw + 1) / GW), so the warps of a product finish within a unit of each
-// other. A row cut between warps is summed with red.add (this bench only times; the
-// engine would sum the pieces in a fixed order).
-struct UCursor {
-  int p;
-  int64_t u, uhi;  // next unit, end of the warp's units
-  int k;           // slot in the unit
+template <bool kF16W>
+__device__ __forceinline__ float row_from_smem(const uint8_t* row, const SProd& P, const float* xs,
+                                               int lane) {
+  float acc = 0.f;
+#pragma unroll 4
+  for (int c = 0; c < P.nchunks; ++c) {
+    Chunk k;
+    k.v = *reinterpret_cast<const uint4*>(row + 512 * c + 16 * lane);
+    if constexpr (!kF16W) {
+      k.sa = *reinterpret_cast<const uint32_t*>(row + P.sa_off + 4 * (8 * c + (lane >> 2)));
+    } else {
+      k.sa = 0;
+    }
+    acc += dot_chunk2<kF16W>(k, c, xs, lane);
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xFFFFFFFFu, acc, o);
+  return acc;
+}
+
+// ---- stream5_kernel: weights staged in shared memory --------------------------------------
+// One block a SM: C consumer warps, a producer warp, a sync warp.
+//   producer  takes a product's stages (rows_per_stage rows each) from a counter of the
+//             product (atomicAdd, one grab in flight ahead: a SM whose copies land sooner
+//             takes more, so all SMs finish a product within about a stage of each other)
+//             and copies each into a ring of NS stages (cp.async.bulk, mbarrier "full"),
+//             product after product, held back only by free stages, never by the
+//             activations. A stage carries its rows in a descriptor; a stage of no rows ends
+//             the block's part of a product.
+//   consumers take a stage's rows round-robin, compute them from shared memory and free the
+//             stage (mbarrier "empty", C arrivals); after a product they arrive at named
+//             barrier 1 (bar.arrive does not wait) and wait for the next x.
+//   sync      waits at named barrier 1 for the consumers, arrives at the grid barrier
+//             (mode 0), waits for the other blocks, and has the TMA copy the next x into
+//             xbuf[p & 1] (mbarrier "xfull").
+// kQ (Q8_0): the consumers quantize x to int8 in groups of 32 and use dp4a.
+// Block 0 accumulates where its sync warp and its consumer warp 0 spend a product
+// (g_prof5, clock64), printed after the timed launches.
+__device__ long long g_prof5[8];
+struct StageDesc {
+  int r0, rows;
 };
-__device__ __forceinline__ void units_of(int p, int gw, int GW, int D, int64_t& lo, int64_t& hi) {
-  const int64_t C = int64_t(c_sp[p].rows) * c_sp[p].nchunks, U = (C + D - 1) / D;
-  lo = U * gw / GW;
-  hi = U * (gw + 1) / GW;
-}
-template <int D>
-__device__ __forceinline__ void urange(UCursor& q, int n, int gw, int GW) {
-  for (; q.p < n; ++q.p) {
-    units_of(q.p, gw, GW, D, q.u, q.uhi);
-    if (q.u < q.uhi) return;
+
+// Q8_0 row from shared memory against x quantized to int8 (groups of 32, kQ layout).
+__device__ __forceinline__ float row_q8_dp4a(const uint8_t* row, const SProd& P, const uint32_t* xq,
+                                             const float* xd, int lane) {
+  const int j = (lane >> 2) & 1, t = lane & 3, l8 = lane >> 3, swz = l8 << 2;
+  float acc = 0.f;
+#pragma unroll 4
+  for (int c = 0; c < P.nchunks; ++c) {
+    const uint4 v = *reinterpret_cast<const uint4*>(row + 512 * c + 16 * lane);
+    const uint32_t sa =
+        *reinterpret_cast<const uint32_t*>(row + P.sa_off + 4 * (8 * c + (lane >> 2)));
+    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+    const int kb = 128 * c + 32 * l8 + 16 * j + t;
+#pragma unroll
+    for (int g = 0; g < 2; ++g) {
+      int sumi = 0;
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+        sumi = __dp4a(int(w[2 * g + h]), int(xq[(kb + 8 * g + 4 * h) ^ swz]), sumi);
+      const float dx = xd[16 * c + 4 * l8 + 2 * j + g];
+      acc = fmaf(mm::f16_bits_to_f32(sa >> (16 * g)) * dx, float(sumi), acc);
+    }
   }
-}
-template <int D>
-__device__ __forceinline__ void uadvance(UCursor& q, int n, int gw, int GW) {
-  if (++q.k < D) return;
-  q.k = 0;
-  if (++q.u < q.uhi) return;
-  ++q.p;
-  urange<D>(q, n, gw, GW);
-}
-template <bool kF16W, int D>
-__device__ __forceinline__ Chunk uload(const UCursor& q, int n, int lane) {
-  Chunk k{};
-  if (q.p >= n) return k;
-  const SProd& P = c_sp[q.p];
-  const int64_t i = q.u * D + q.k;
-  if (i >= int64_t(P.rows) * P.nchunks) return k;
-  const int64_t r = i / P.nchunks, c = i - r * P.nchunks;
-  const uint8_t* row = P.w + r * P.row_bytes;
-  k.v = mm::ld_stream<uint4>(row + 512 * c + 16 * lane);
-  if constexpr (!kF16W) k.sa = mm::ld_stream<uint32_t>(row + P.sa_off + 4 * (8 * c + (lane >> 2)));
-  return k;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xFFFFFFFFu, acc, o);
+  return acc;
 }
 
-template <bool kF16W, int W, int D>
-__global__ void __launch_bounds__((W + 1) * 32)
-    stream3_kernel(int n, unsigned* bar, unsigned base, int mode, int xcap) {
+template <bool kF16W, int C, int NS, bool kQ = false>
+__global__ void __launch_bounds__((C + 2) * 32)
+    stream5_kernel(int n, unsigned* bar, unsigned base, int mode, int xcap, unsigned* counters) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  extern __shared__ __align__(128) float xs3[];
-  uint64_t* full = reinterpret_cast<uint64_t*>(xs3 + 2 * xcap);
+  extern __shared__ __align__(128) uint8_t sm5[];
+  float* xbuf = reinterpret_cast<float*>(sm5);
+  uint8_t* stages = sm5 + size_t(2 * xcap) * 4;
+  uint64_t* bars = reinterpret_cast<uint64_t*>(stages + NS * kStage);
+  uint64_t *xfull = bars, *full = bars + 2, *empty = bars + 2 + NS;
+  StageDesc* desc = reinterpret_cast<StageDesc*>(bars + 2 + 2 * NS);
+  // kQ: x of the product as int8 in groups of 32 with a float scale each, [2] buffers;
+  // words swizzled (word k at k ^ ((k >> 5) & 3) << 2) so a chunk's loads hit 32 banks.
+  uint32_t* xq = reinterpret_cast<uint32_t*>(desc + NS);      // [2][xcap / 4]
+  float* xd = reinterpret_cast<float*>(xq + 2 * (xcap / 4));  // [2][xcap / 32]
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  if (threadIdx.x == W * 32) {
-    mbar_init(&full[0], 1);
-    mbar_init(&full[1], 1);
+  const int G = gridDim.x;
+  if (threadIdx.x == 0) {
+    mbar_init(&xfull[0], 1);
+    mbar_init(&xfull[1], 1);
+    for (int i = 0; i < NS; ++i) mbar_init(&full[i], 1), mbar_init(&empty[i], C);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
-  if (warp == W) {
-    unsigned target = base;
-    uint64_t t_prev = 0;
+  if (warp == C) {  // the producer
+    if (lane != 0) return;
+    int slot = 0;
+    unsigned phase = 0;
     for (int p = 0; p < n; ++p) {
+      const SProd& P = c_sp[p];
+      const int rps = rows_per_stage(P.row_bytes);
+      unsigned cur = atomicAdd(counters + p, 1u);
+      for (;;) {
+        const int r0 = int(cur) * rps;
+        const bool done = r0 >= P.rows;
+        unsigned nxt = 0;
+        if (!done) nxt = atomicAdd(counters + p, 1u);  // in flight while this stage goes
+        mbar_wait(&empty[slot], phase ^ 1u);
+        if (done) {
+          desc[slot] = StageDesc{0, 0};
+          asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_u32(&full[slot]))
+                       : "memory");
+        } else {
+          const int rows = min(rps, P.rows - r0);
+          desc[slot] = StageDesc{r0, rows};
+          const unsigned bytes = unsigned(rows * P.row_bytes);
+          mbar_expect_tx(&full[slot], bytes);
+          bulk_g2s(stages + slot * kStage, P.w + int64_t(r0) * P.row_bytes, bytes, &full[slot]);
+        }
+        if (++slot == NS) slot = 0, phase ^= 1u;
+        if (done) break;
+        cur = nxt;
+      }
+    }
+    return;
+  }
+  if (warp == C + 1) {  // the sync warp
+    unsigned target = base;
+    for (int p = 0; p < n; ++p) {
+      const bool rec = lane == 0 && blockIdx.x == 0;
+      long long t0 = clock64();
       if (p > 0) {
-        asm volatile("bar.sync 1, %0;\n" ::"r"((W + 1) * 32) : "memory");
-        const uint64_t t0 = gtimer();
-        target += gridDim.x;
+        asm volatile("bar.sync 1, %0;\n" ::"r"((C + 1) * 32) : "memory");
+        const long long t1 = clock64();
+        target += unsigned(G);
         if (mode == 0 && lane == 0) {
           __threadfence();
           atomicAdd(bar, 1u);
@@ -406,90 +406,105 @@ __global__ void __launch_bounds__((W + 1) * 32)
           }
         }
         __syncwarp();
-        const uint64_t t1 = gtimer();
-        if (lane == 0 && blockIdx.x == 0) {
-          g_prof[0] += t0 - t_prev;  // x ready -> the block's warps done with product p - 1
-          g_prof[1] += t1 - t0;      // the grid barrier
-        }
+        const long long t2 = clock64();
+        if (rec) g_prof5[0] += t1 - t0, g_prof5[1] += t2 - t1;
+        t0 = t2;
       }
       if (lane == 0) {
-        const uint64_t t2 = gtimer();
         asm volatile("fence.proxy.async;\n" ::: "memory");
         const unsigned bytes = unsigned(c_sp[p].cols) * 4u;
-        mbar_expect_tx(&full[p & 1], bytes);
-        bulk_g2s(xs3 + (p & 1) * xcap, c_sp[p].x, bytes, &full[p & 1]);
-        mbar_wait(&full[p & 1], unsigned(p >> 1) & 1u);
-        t_prev = gtimer();
-        if (blockIdx.x == 0) {
-          g_prof[2] += t_prev - t2;  // x by the TMA
-          g_prof[3] += 1;
-        }
+        mbar_expect_tx(&xfull[p & 1], bytes);
+        bulk_g2s(xbuf + (p & 1) * xcap, c_sp[p].x, bytes, &xfull[p & 1]);
+        mbar_wait(&xfull[p & 1], unsigned(p >> 1) & 1u);
+        if (rec) g_prof5[2] += clock64() - t0, g_prof5[3] += 1;
       }
-      __syncwarp();  // bar.sync is warp-aligned: lane 0 must be back with the rest
+      __syncwarp();
     }
     return;
   }
-  const int gw = warp * gridDim.x + blockIdx.x, GW = gridDim.x * W;
-  UCursor lq{0, 0, 0, 0};
-  urange<D>(lq, n, gw, GW);
-  Chunk ring[D];
-#pragma unroll
-  for (int i = 0; i < D; ++i) {
-    ring[i] = uload<kF16W, D>(lq, n, lane);
-    if (lq.p < n) uadvance<D>(lq, n, gw, GW);
-  }
+  int slot = 0;
+  unsigned phase = 0;
   for (int p = 0; p < n; ++p) {
     const SProd& P = c_sp[p];
-    const float* xs = xs3 + (p & 1) * xcap;
-    mbar_wait(&full[p & 1], unsigned(p >> 1) & 1u);
-    const int64_t C = int64_t(P.rows) * P.nchunks;
-    int64_t ulo, uhi;
-    units_of(p, gw, GW, D, ulo, uhi);
-    int64_t r = ulo * D / P.nchunks;
-    int c = int(ulo * D - r * P.nchunks);
-    float acc = 0.f;
-    for (int64_t u = ulo; u < uhi; ++u) {
-#pragma unroll
-      for (int k = 0; k < D; ++k) {
-        const int64_t i = u * D + k;
-        if (i < C) acc += dot_chunk2<kF16W>(ring[k], c, xs, lane);
-        ring[k] = uload<kF16W, D>(lq, n, lane);
-        if (lq.p < n) uadvance<D>(lq, n, gw, GW);
-        if (i < C && (++c == P.nchunks || (k == D - 1 && u + 1 == uhi) || i + 1 == C)) {
-#pragma unroll
-          for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xFFFFFFFFu, acc, o);
-          if (lane == 0) atomicAdd(P.y + r, acc);
-          acc = 0.f;
-          if (c == P.nchunks) c = 0, ++r;
-        }
+    const float* xs = xbuf + (p & 1) * xcap;
+    const bool rec = lane == 0 && warp == 0 && blockIdx.x == 0;
+    long long t0 = clock64();
+    mbar_wait(&xfull[p & 1], unsigned(p >> 1) & 1u);
+    long long t1 = clock64();
+    if (rec) g_prof5[4] += t1 - t0, g_prof5[7] += 1;
+    if constexpr (kQ) {  // quantize x (all consumer warps), then a consumer barrier
+      uint32_t* q = xq + (p & 1) * (xcap / 4);
+      float* d = xd + (p & 1) * (xcap / 32);
+      for (int k = int(threadIdx.x); k < P.cols / 4; k += C * 32) {  // word k: values 4k..
+        const float4 v = *reinterpret_cast<const float4*>(xs + 4 * k);
+        float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+        amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, 1));
+        amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, 2));
+        amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, 4));
+        const float inv = amax > 0.f ? 127.f / amax : 0.f;
+        const uint32_t b0 = uint32_t(__float2int_rn(v.x * inv)) & 0xFF;
+        const uint32_t b1 = uint32_t(__float2int_rn(v.y * inv)) & 0xFF;
+        const uint32_t b2 = uint32_t(__float2int_rn(v.z * inv)) & 0xFF;
+        const uint32_t b3 = uint32_t(__float2int_rn(v.w * inv)) & 0xFF;
+        q[k ^ (((k >> 5) & 3) << 2)] = b0 | b1 << 8 | b2 << 16 | b3 << 24;
+        if ((k & 7) == 0) d[k >> 3] = amax / 127.f;
       }
+      asm volatile("bar.sync 2, %0;\n" ::"r"(C * 32) : "memory");
     }
-    if (p + 1 < n) asm volatile("bar.arrive 1, %0;\n" ::"r"((W + 1) * 32) : "memory");
+    int seen = 0;  // rows of this product the block has had: row `seen + i` -> warp % C
+    for (;;) {
+      t0 = clock64();
+      mbar_wait(&full[slot], phase);
+      t1 = clock64();
+      if (rec) g_prof5[5] += t1 - t0;
+      const StageDesc d = desc[slot];
+      const uint8_t* st = stages + slot * kStage;
+      for (int i = ((warp - seen) % C + C) % C; i < d.rows; i += C) {
+        float acc;
+        if constexpr (kQ) {
+          acc = row_q8_dp4a(st + int64_t(i) * P.row_bytes, P, xq + (p & 1) * (xcap / 4),
+                            xd + (p & 1) * (xcap / 32), lane);
+        } else {
+          acc = row_from_smem<kF16W>(st + int64_t(i) * P.row_bytes, P, xs, lane);
+        }
+        if (lane == 0) P.y[d.r0 + i] = acc;
+      }
+      seen += d.rows;
+      if (rec) g_prof5[6] += clock64() - t1;
+      __syncwarp();
+      if (lane == 0) mbar_arrive(&empty[slot]);
+      if (++slot == NS) slot = 0, phase ^= 1u;
+      if (d.rows == 0) break;
+    }
+    if (p + 1 < n) asm volatile("bar.arrive 1, %0;\n" ::"r"((C + 1) * 32) : "memory");
   }
 #endif
 }
 
-template <bool kF16W, int W, int D, bool kSplit = false>
-double time_stream2(const std::vector<SProd>& prods, int mode, cudaStream_t s, int* blocks_out) {
-  std::vector<SProd> sp = prods;
-  int64_t before = 0;
-  for (auto& p : sp) p.before = before, before += p.rows;
-  CHECK(cudaMemcpyToSymbol(c_sp, sp.data(), sp.size() * sizeof(SProd)));
-  auto* k = kSplit ? stream3_kernel<kF16W, W, D> : stream2_kernel<kF16W, W, D>;
+template <bool kF16W, int C, int NS, bool kQ = false>
+double time_stream5(const std::vector<SProd>& prods, int mode, cudaStream_t s, int* blocks_out) {
+  CHECK(cudaMemcpyToSymbol(c_sp, prods.data(), prods.size() * sizeof(SProd)));
+  auto* k = stream5_kernel<kF16W, C, NS, kQ>;
   int xcap = 0;
-  for (const auto& p : prods) xcap = std::max(xcap, p.cols);
-  const size_t smem = size_t(2 * xcap) * 4 + 16;
+  for (const auto& p : prods) {
+    xcap = std::max(xcap, p.cols);
+    if (rows_per_stage(p.row_bytes) < 1) return 0.0;
+  }
+  const size_t smem = size_t(2 * xcap) * 4 + size_t(NS) * kStage + size_t(2 + 2 * NS) * 8 +
+                      size_t(NS) * 8 + (kQ ? size_t(2 * xcap) + size_t(2 * xcap / 32) * 4 : 0);
+  if (smem > 227 * 1024) return 0.0;
   CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   int per_sm = 0, dev = 0, sms = 0;
   CHECK(cudaGetDevice(&dev));
   CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, (W + 1) * 32, smem));
+  CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, (C + 2) * 32, smem));
   if (per_sm == 0) return 0.0;
-  const int grid = sms;  // one block a SM: the sync warp serves the SM
+  const int grid = sms;
   *blocks_out = grid;
-  unsigned* bar = nullptr;
-  CHECK(cudaMalloc(&bar, 256));
-  CHECK(cudaMemset(bar, 0, 256));
+  unsigned *bar = nullptr, *counters = nullptr;
+  CHECK(cudaMalloc(&bar, 4096));
+  CHECK(cudaMemset(bar, 0, 4096));
+  CHECK(cudaMalloc(&counters, prods.size() * 4));
   int n = int(prods.size());
   unsigned base = 0;
   cudaEvent_t e0, e1;
@@ -497,10 +512,11 @@ double time_stream2(const std::vector<SProd>& prods, int mode, cudaStream_t s, i
   CHECK(cudaEventCreate(&e1));
   std::vector<float> ms;
   for (int r = 0; r < 8; ++r) {
-    void* args[] = {&n, &bar, &base, &mode, &xcap};
+    CHECK(cudaMemsetAsync(counters, 0, prods.size() * 4, s));
+    void* args[] = {&n, &bar, &base, &mode, &xcap, &counters};
     CHECK(cudaEventRecord(e0, s));
     CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(k), dim3(unsigned(grid)),
-                                      dim3((W + 1) * 32), args, smem, s));
+                                      dim3((C + 2) * 32), args, smem, s));
     CHECK(cudaEventRecord(e1, s));
     CHECK(cudaEventSynchronize(e1));
     float t = 0;
@@ -508,34 +524,36 @@ double time_stream2(const std::vector<SProd>& prods, int mode, cudaStream_t s, i
     if (r > 0) ms.push_back(t);
     if (mode == 0) base += unsigned(n - 1) * unsigned(grid);
   }
+  {
+    long long pr[8];
+    CHECK(cudaMemcpyFromSymbol(pr, g_prof5, sizeof pr));
+    const long long zero[8] = {};
+    CHECK(cudaMemcpyToSymbol(g_prof5, zero, sizeof zero));
+    int khz = 0;
+    CHECK(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, dev));
+    const double a = pr[3] ? 1e3 / khz / double(pr[3]) : 0,
+                 c = pr[7] ? 1e3 / khz / double(pr[7]) : 0;
+    std::printf(
+        "    block 0, us a product: sync warp: own warps %.2f, grid barrier %.2f, x %.2f;"
+        " warp 0: x wait %.2f, stage waits %.2f, rows %.2f\n",
+        pr[0] * a, pr[1] * a, pr[2] * a, pr[4] * c, pr[5] * c, pr[6] * c);
+  }
   CHECK(cudaFree(bar));
+  CHECK(cudaFree(counters));
   CHECK(cudaEventDestroy(e0));
   CHECK(cudaEventDestroy(e1));
-  if (kSplit) {
-    unsigned long long pr[4];
-    CHECK(cudaMemcpyFromSymbol(pr, g_prof, sizeof pr));
-    const unsigned long long zero[4] = {0, 0, 0, 0};
-    CHECK(cudaMemcpyToSymbol(g_prof, zero, sizeof zero));
-    const double k = pr[3] ? 1e-3 / double(pr[3]) : 0;  // ns -> us a product
-    std::printf("    block 0, us a product: compute %.2f, grid barrier %.2f, x by TMA %.2f\n",
-                double(pr[0]) * k, double(pr[1]) * k, double(pr[2]) * k);
-  }
   std::sort(ms.begin(), ms.end());
   return double(ms[ms.size() / 2]) * 1e3;
 }
 
+// stream5_kernel with 16 consumer warps and 6 stages (the best of 8-24 warps, 4-6 stages);
+// int8_x: Q8_0 rows against x quantized to int8.
 template <bool kF16W>
-double run2(const std::vector<SProd>& prods, int w, int d, int mode, cudaStream_t s, int* blocks) {
-  if (w == -31 && d == 2) return time_stream2<kF16W, 31, 2, true>(prods, mode, s, blocks);
-  if (w == -31 && d == 4) return time_stream2<kF16W, 31, 4, true>(prods, mode, s, blocks);
-  if (w == -31 && d == 6) return time_stream2<kF16W, 31, 6, true>(prods, mode, s, blocks);
-  if (w == -31 && d == 8) return time_stream2<kF16W, 31, 8, true>(prods, mode, s, blocks);
-  if (w == -15 && d == 8) return time_stream2<kF16W, 15, 8, true>(prods, mode, s, blocks);
-  if (w == -15 && d == 12) return time_stream2<kF16W, 15, 12, true>(prods, mode, s, blocks);
-  if (w == 16 && d == 2) return time_stream2<kF16W, 16, 2>(prods, mode, s, blocks);
-  if (w == 16 && d == 4) return time_stream2<kF16W, 16, 4>(prods, mode, s, blocks);
-  if (w == 31 && d == 2) return time_stream2<kF16W, 31, 2>(prods, mode, s, blocks);
-  return time_stream2<kF16W, 31, 4>(prods, mode, s, blocks);
+double run5(const std::vector<SProd>& prods, bool int8_x, int mode, cudaStream_t s, int* blocks) {
+  if constexpr (!kF16W) {
+    if (int8_x) return time_stream5<false, 16, 6, true>(prods, mode, s, blocks);
+  }
+  return time_stream5<kF16W, 16, 6>(prods, mode, s, blocks);
 }
 
 template <bool kF16W, int W, int D>
@@ -598,15 +616,11 @@ inline SProd sprod_of(const shimmy::cuda::DeviceWeight& w, const float* x, float
   return p;
 }
 
+// stream_kernel in blocks of 32 warps, 2 chunks in flight a warp (the best of 8-32 warps,
+// depth 2-12).
 template <bool kF16W>
-double run(const std::vector<SProd>& prods, int w, int d, int mode, cudaStream_t s, int* blocks) {
-  if (w == 16 && d == 2) return time_stream<kF16W, 16, 2>(prods, mode, s, blocks);
-  if (w == 16 && d == 4) return time_stream<kF16W, 16, 4>(prods, mode, s, blocks);
-  if (w == 32 && d == 2) return time_stream<kF16W, 32, 2>(prods, mode, s, blocks);
-  if (w == 32 && d == 4) return time_stream<kF16W, 32, 4>(prods, mode, s, blocks);
-  if (w == 32 && d == 6) return time_stream<kF16W, 32, 6>(prods, mode, s, blocks);
-  if (w == 16 && d == 8) return time_stream<kF16W, 16, 8>(prods, mode, s, blocks);
-  if (w == 16 && d == 12) return time_stream<kF16W, 16, 12>(prods, mode, s, blocks);
-  return time_stream<kF16W, 32, 8>(prods, mode, s, blocks);
+double run(const std::vector<SProd>& prods, int mode, cudaStream_t s, int* blocks) {
+  return time_stream<kF16W, 32, 2>(prods, mode, s, blocks);
 }
+
 }  // namespace stream
