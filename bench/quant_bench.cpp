@@ -8,6 +8,8 @@
 //   m=1       GB/s of weight bytes through matmul_rows with one act row (the decode path:
 //             1 × 4 tiles)
 //   m=128     GFLOP/s (2·rows·n·m) through matmul_rows with 128 act rows (prompt path)
+//   deq row   ns to dequantize one row to f32 (what a GPU decode step does on the host for
+//             its token embedding), the row in cache
 // Figures are the best of a few repetitions.
 #include <algorithm>
 #include <chrono>
@@ -65,8 +67,9 @@ int main(int argc, char** argv) {
 
   std::printf("quant_bench: W [%lld, %lld], isa %s, single thread\n", (long long)rows, (long long)n,
               isa_name(best_isa()));
-  std::printf("%-7s %10s %10s %10s %12s\n", "type", "MiB", "vec_dot", "m=1", "m=128");
-  std::printf("%-7s %10s %10s %10s %12s\n", "", "", "GB/s", "GB/s", "GFLOP/s");
+  std::printf("%-7s %10s %10s %10s %12s %10s\n", "type", "MiB", "vec_dot", "m=1", "m=128",
+              "deq row");
+  std::printf("%-7s %10s %10s %10s %12s %10s\n", "", "", "GB/s", "GB/s", "GFLOP/s", "ns");
   for (TensorType t : types) {
     const WeightKernels* k = kernels_for(t);
     if (!k) continue;
@@ -88,9 +91,14 @@ int main(int argc, char** argv) {
         5, [&] { matmul_rows(*k, n, W.data(), ws, A.data(), as, 1, out.data(), rows, 0, rows); });
     const double t_mm = best_time(
         2, [&] { matmul_rows(*k, n, W.data(), ws, A.data(), as, m, out.data(), rows, 0, rows); });
-    std::printf("%-7s %10.1f %10.2f %10.2f %12.1f\n", gguf::type_name(uint32_t(t)).c_str(),
+    constexpr int kDeq = 1000;
+    const double t_deq = best_time(5, [&] {
+      for (int i = 0; i < kDeq; ++i) k->dequantize(W.data() + size_t(i % 4) * ws, out.data(), n);
+      g_sink = out[size_t(n) - 1];
+    });
+    std::printf("%-7s %10.1f %10.2f %10.2f %12.1f %10.0f\n", gguf::type_name(uint32_t(t)).c_str(),
                 bytes / (1 << 20), bytes / t_dot * 1e-9, bytes / t_m1 * 1e-9,
-                2.0 * double(rows) * double(n) * double(m) / t_mm * 1e-9);
+                2.0 * double(rows) * double(n) * double(m) / t_mm * 1e-9, t_deq / kDeq * 1e9);
     if (can_pack(*k, rows, n)) {  // the row-interleaved layout the engine uses (packed.h)
       std::vector<uint8_t> P(W.size());
       pack_rows(*k, W.data(), ws, rows, n, P.data());

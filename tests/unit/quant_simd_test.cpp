@@ -115,6 +115,32 @@ TEST(QuantSimd, FloatTailsMatchScalar) {
   }
 }
 
+// Dequantizing the 16-bit float types: every bit pattern gives the same float in both ISAs
+// (NaNs stay NaN; F16C quiets signalling ones), with a tail that is not a multiple of 8.
+TEST(QuantSimd, FloatDequantizeMatchesScalar) {
+  if (best_isa() != Isa::Avx2) GTEST_SKIP() << "no AVX2 on this CPU";
+  constexpr int64_t kAll = 65536 + 5;  // every pattern, then a 5-value tail
+  std::vector<uint16_t> h(kAll);
+  for (int64_t i = 0; i < kAll; ++i) h[i] = uint16_t(i * 40503u);  // odd: a permutation
+  for (TensorType t : {TensorType::F16, TensorType::BF16}) {
+    std::vector<float> ys(kAll), yv(kAll);
+    kernels_for(t, Isa::Scalar)->dequantize(h.data(), ys.data(), kAll);
+    kernels_for(t, Isa::Avx2)->dequantize(h.data(), yv.data(), kAll);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < kAll; ++i) {
+      if (std::isnan(ys[i])) {
+        bad += !std::isnan(yv[i]);
+      } else {
+        uint32_t a, b;
+        std::memcpy(&a, &ys[i], 4);
+        std::memcpy(&b, &yv[i], 4);
+        bad += a != b;
+      }
+    }
+    EXPECT_EQ(bad, 0) << tname(t);
+  }
+}
+
 // The integer unpacking of K super-blocks is the same, bit for bit, in both ISAs.
 TEST(QuantSimd, KUnpackIdenticalAcrossIsas) {
   if (best_isa() != Isa::Avx2) GTEST_SKIP() << "no AVX2 on this CPU";

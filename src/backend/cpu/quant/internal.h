@@ -24,7 +24,10 @@ struct DotFns {
 };
 
 // dequantize.cpp: exact scalar dequantization (weights and Q8_0/Q8_1/Q8_K act blocks).
+// dequantize_avx2.cpp: faster ones for F16 and BF16 (nullptr for the others), the same
+// values but for signalling NaNs (returned quiet).
 DequantFn dequantize_fn(gguf::TensorType t);
+DequantFn dequantize_avx2_fn(gguf::TensorType t);
 // quantize_act.cpp: the act quantizer of an act type. quantize_act_avx2.cpp: faster ones
 // for some act types (nullptr for the others), producing the same bytes: activation
 // rounding must not depend on the ISA.

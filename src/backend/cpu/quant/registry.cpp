@@ -116,6 +116,7 @@ void build_tables(Tables& tb) {
       k.act = *act;
       act_block_shape(*act, &k.act_block, &k.act_block_bytes);
       k.dequantize = dequantize_fn(t);
+      if (isa == 1 && dequantize_avx2_fn(t)) k.dequantize = dequantize_avx2_fn(t);
       k.quantize_act = quantize_act_fn(*act);
       if (isa == 1 && quantize_act_avx2_fn(*act)) k.quantize_act = quantize_act_avx2_fn(*act);
       k.vec_dot = dots.vec_dot;
