@@ -73,6 +73,44 @@ float time_graph(cudaGraphExec_t graph, cudaStream_t s, int reps = 7) {
   return ms[ms.size() / 2];
 }
 
+// Blocks of `threads` threads and `smem` bytes the device holds at once per SM (0: none),
+// and its SMs: the sizes of a cooperative grid.
+int resident_per_sm(const void* k, int threads, size_t smem, int* sms) {
+  int per_sm = 0, dev = 0;
+  CHECK(cudaGetDevice(&dev));
+  CHECK(cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, dev));
+  CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, threads, smem));
+  return per_sm;
+}
+
+// Median microseconds of one cooperative launch of `k` over 7 launches, after one that
+// warms up. before() runs ahead of each launch, outside the timed range; after() behind it
+// (e.g. moving on the grid barrier's target that `args` points at).
+template <class Before, class After>
+double time_cooperative(const void* k, int grid, int threads, size_t smem, void** args,
+                        cudaStream_t s, Before&& before, After&& after) {
+  cudaEvent_t e0, e1;
+  CHECK(cudaEventCreate(&e0));
+  CHECK(cudaEventCreate(&e1));
+  std::vector<float> ms;
+  for (int r = 0; r < 8; ++r) {
+    before();
+    CHECK(cudaEventRecord(e0, s));
+    CHECK(cudaLaunchCooperativeKernel(k, dim3(unsigned(grid)), dim3(unsigned(threads)), args, smem,
+                                      s));
+    CHECK(cudaEventRecord(e1, s));
+    CHECK(cudaEventSynchronize(e1));
+    float t = 0;
+    CHECK(cudaEventElapsedTime(&t, e0, e1));
+    if (r > 0) ms.push_back(t);  // the first launch warms up
+    after();
+  }
+  CHECK(cudaEventDestroy(e0));
+  CHECK(cudaEventDestroy(e1));
+  std::sort(ms.begin(), ms.end());
+  return double(ms[ms.size() / 2]) * 1e3;
+}
+
 // Captures `calls` invocations of enqueue(i, s) into a graph.
 template <class F>
 cudaGraphExec_t capture(cudaStream_t s, int calls, F&& enqueue) {
@@ -304,10 +342,8 @@ double time_step(const std::vector<mm::MmArgs>& prods, int mode, cudaStream_t s,
   CHECK(cudaMemcpyToSymbol(c_prods, prods.data(), prods.size() * sizeof(mm::MmArgs)));
   auto* k = step_kernel<T, NT, kDepth, kW>;
   const size_t smem = mm::decode_smem(NT, kW);
-  int per_sm = 0, dev = 0, sms = 0;
-  CHECK(cudaGetDevice(&dev));
-  CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, kW * 32, smem));
+  int sms = 0;
+  const int per_sm = resident_per_sm(reinterpret_cast<const void*>(k), kW * 32, smem, &sms);
   if (per_sm == 0) return 0.0;
   const int grid = sms * per_sm;
   *blocks_out = grid;
@@ -316,27 +352,14 @@ double time_step(const std::vector<mm::MmArgs>& prods, int mode, cudaStream_t s,
   CHECK(cudaMemset(bar, 0, 256));
   int n = int(prods.size());
   unsigned base = 0;
-  cudaEvent_t e0, e1;
-  CHECK(cudaEventCreate(&e0));
-  CHECK(cudaEventCreate(&e1));
-  std::vector<float> ms;
-  for (int r = 0; r < 8; ++r) {
-    void* args[] = {&n, &bar, &base, &mode};
-    CHECK(cudaEventRecord(e0, s));
-    CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(k), dim3(unsigned(grid)),
-                                      dim3(kW * 32), args, smem, s));
-    CHECK(cudaEventRecord(e1, s));
-    CHECK(cudaEventSynchronize(e1));
-    float t = 0;
-    CHECK(cudaEventElapsedTime(&t, e0, e1));
-    if (r > 0) ms.push_back(t);  // the first launch warms up
-    if (mode != 1) base += unsigned(n) * unsigned(grid);
-  }
+  void* args[] = {&n, &bar, &base, &mode};
+  const double us = time_cooperative(
+      reinterpret_cast<const void*>(k), grid, kW * 32, smem, args, s, [] {},
+      [&] {
+        if (mode != 1) base += unsigned(n) * unsigned(grid);
+      });
   CHECK(cudaFree(bar));
-  CHECK(cudaEventDestroy(e0));
-  CHECK(cudaEventDestroy(e1));
-  std::sort(ms.begin(), ms.end());
-  return double(ms[ms.size() / 2]) * 1e3;
+  return us;
 }
 
 // A product of the step (mm/ops.h args_for, with the SwiGLU epilogue for gate/up).

@@ -494,10 +494,8 @@ double time_stream5(const std::vector<SProd>& prods, int mode, cudaStream_t s, i
                       size_t(NS) * 8 + (kQ ? size_t(2 * xcap) + size_t(2 * xcap / 32) * 4 : 0);
   if (smem > 227 * 1024) return 0.0;
   CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  int per_sm = 0, dev = 0, sms = 0;
-  CHECK(cudaGetDevice(&dev));
-  CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, (C + 2) * 32, smem));
+  int sms = 0;
+  const int per_sm = resident_per_sm(reinterpret_cast<const void*>(k), (C + 2) * 32, smem, &sms);
   if (per_sm == 0) return 0.0;
   const int grid = sms;
   *blocks_out = grid;
@@ -507,29 +505,21 @@ double time_stream5(const std::vector<SProd>& prods, int mode, cudaStream_t s, i
   CHECK(cudaMalloc(&counters, prods.size() * 4));
   int n = int(prods.size());
   unsigned base = 0;
-  cudaEvent_t e0, e1;
-  CHECK(cudaEventCreate(&e0));
-  CHECK(cudaEventCreate(&e1));
-  std::vector<float> ms;
-  for (int r = 0; r < 8; ++r) {
-    CHECK(cudaMemsetAsync(counters, 0, prods.size() * 4, s));
-    void* args[] = {&n, &bar, &base, &mode, &xcap, &counters};
-    CHECK(cudaEventRecord(e0, s));
-    CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(k), dim3(unsigned(grid)),
-                                      dim3((C + 2) * 32), args, smem, s));
-    CHECK(cudaEventRecord(e1, s));
-    CHECK(cudaEventSynchronize(e1));
-    float t = 0;
-    CHECK(cudaEventElapsedTime(&t, e0, e1));
-    if (r > 0) ms.push_back(t);
-    if (mode == 0) base += unsigned(n - 1) * unsigned(grid);
-  }
+  void* args[] = {&n, &bar, &base, &mode, &xcap, &counters};
+  const double us = time_cooperative(
+      reinterpret_cast<const void*>(k), grid, (C + 2) * 32, smem, args, s,
+      [&] { CHECK(cudaMemsetAsync(counters, 0, prods.size() * 4, s)); },
+      [&] {
+        if (mode == 0) base += unsigned(n - 1) * unsigned(grid);
+      });
   {
     long long pr[8];
     CHECK(cudaMemcpyFromSymbol(pr, g_prof5, sizeof pr));
     const long long zero[8] = {};
     CHECK(cudaMemcpyToSymbol(g_prof5, zero, sizeof zero));
     int khz = 0;
+    int dev = 0;
+    CHECK(cudaGetDevice(&dev));
     CHECK(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, dev));
     const double a = pr[3] ? 1e3 / khz / double(pr[3]) : 0,
                  c = pr[7] ? 1e3 / khz / double(pr[7]) : 0;
@@ -540,10 +530,7 @@ double time_stream5(const std::vector<SProd>& prods, int mode, cudaStream_t s, i
   }
   CHECK(cudaFree(bar));
   CHECK(cudaFree(counters));
-  CHECK(cudaEventDestroy(e0));
-  CHECK(cudaEventDestroy(e1));
-  std::sort(ms.begin(), ms.end());
-  return double(ms[ms.size() / 2]) * 1e3;
+  return us;
 }
 
 // stream5_kernel with 16 consumer warps and 6 stages (the best of 8-24 warps, 4-6 stages);
@@ -567,10 +554,8 @@ double time_stream(const std::vector<SProd>& prods, int mode, cudaStream_t s, in
   for (const auto& p : prods) maxc = std::max(maxc, p.cols);
   const size_t smem = size_t(xpad(maxc, Fmt<kF16W>::kPS)) * 4;
   CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  int per_sm = 0, dev = 0, sms = 0;
-  CHECK(cudaGetDevice(&dev));
-  CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, W * 32, smem));
+  int sms = 0;
+  const int per_sm = resident_per_sm(reinterpret_cast<const void*>(k), W * 32, smem, &sms);
   if (per_sm == 0) return 0.0;
   const int grid = sms * per_sm;
   *blocks_out = grid;
@@ -579,27 +564,14 @@ double time_stream(const std::vector<SProd>& prods, int mode, cudaStream_t s, in
   CHECK(cudaMemset(bar, 0, 256));
   int n = int(prods.size());
   unsigned base = 0;
-  cudaEvent_t e0, e1;
-  CHECK(cudaEventCreate(&e0));
-  CHECK(cudaEventCreate(&e1));
-  std::vector<float> ms;
-  for (int r = 0; r < 8; ++r) {
-    void* args[] = {&n, &bar, &base, &mode};
-    CHECK(cudaEventRecord(e0, s));
-    CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(k), dim3(unsigned(grid)),
-                                      dim3(W * 32), args, smem, s));
-    CHECK(cudaEventRecord(e1, s));
-    CHECK(cudaEventSynchronize(e1));
-    float t = 0;
-    CHECK(cudaEventElapsedTime(&t, e0, e1));
-    if (r > 0) ms.push_back(t);
-    if (mode == 0) base += unsigned(n) * unsigned(grid);
-  }
+  void* args[] = {&n, &bar, &base, &mode};
+  const double us = time_cooperative(
+      reinterpret_cast<const void*>(k), grid, W * 32, smem, args, s, [] {},
+      [&] {
+        if (mode == 0) base += unsigned(n) * unsigned(grid);
+      });
   CHECK(cudaFree(bar));
-  CHECK(cudaEventDestroy(e0));
-  CHECK(cudaEventDestroy(e1));
-  std::sort(ms.begin(), ms.end());
-  return double(ms[ms.size() / 2]) * 1e3;
+  return us;
 }
 
 inline SProd sprod_of(const shimmy::cuda::DeviceWeight& w, const float* x, float* y) {
