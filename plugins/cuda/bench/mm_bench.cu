@@ -453,10 +453,12 @@ void stream_step(bool f16, std::initializer_list<const BenchWeight*> layer, cons
                          "staged, 132 blocks of 16+2 warps, 6 stages of 24 KB",
                          "staged, int8 x, 132 blocks of 16+2 warps, 6 stages of 24 KB"};
   const char* modes[] = {"grid barriers", "no barriers (x copied after each product)",
-                         "no barriers, no x reload"};
+                         "no barriers, no x reload",
+                         "grid barriers before q/k/v, gate/up and the head only"};
   for (int kind = 0; kind < 3; ++kind) {
     if (f16 && kind == 2) continue;
-    for (int mode = 0; mode < (kind == 0 ? 3 : 2); ++mode) {
+    for (int mode = 0; mode < 4; ++mode) {
+      if (kind == 0 ? mode == 3 : mode == 2) continue;
       int blocks = 0;
       const double us = run(kind, sp, mode, &blocks);
       if (us <= 0) continue;

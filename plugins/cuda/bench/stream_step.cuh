@@ -251,7 +251,14 @@ __device__ __forceinline__ float dot_chunk2(const Chunk& k, int c, const float* 
   return acc;
 }
 
-// mode 0: grid barriers; 1: none (x still copied for every product).
+// mode 0: grid barriers; 1: none (x still copied for every product); 3: grid barriers only
+// before products p % 4 == 0 or 2 (a layer's q/k/v and gate/up, and the head: the two
+// grid-wide dependencies a layer that a dataflow step would keep, with o waiting per head
+// and down fused into gate/up).
+__host__ __device__ inline bool barrier_before(int mode, int p) {
+  return p > 0 && (mode == 0 || (mode == 3 && (p % 4 == 0 || p % 4 == 2)));
+}
+
 // A stage holds whole rows, at most kStage bytes.
 constexpr int kStage = 24576;
 
@@ -398,8 +405,9 @@ __global__ void __launch_bounds__((C + 2) * 32)
       if (p > 0) {
         asm volatile("bar.sync 1, %0;\n" ::"r"((C + 1) * 32) : "memory");
         const long long t1 = clock64();
-        target += unsigned(G);
-        if (mode == 0 && lane == 0) {
+        const bool grid_wide = barrier_before(mode, p);
+        if (grid_wide) target += unsigned(G);
+        if (grid_wide && lane == 0) {
           __threadfence();
           atomicAdd(bar, 1u);
           while (persist::ld_acquire(bar) < target) {
@@ -510,7 +518,7 @@ double time_stream5(const std::vector<SProd>& prods, int mode, cudaStream_t s, i
       reinterpret_cast<const void*>(k), grid, (C + 2) * 32, smem, args, s,
       [&] { CHECK(cudaMemsetAsync(counters, 0, prods.size() * 4, s)); },
       [&] {
-        if (mode == 0) base += unsigned(n - 1) * unsigned(grid);
+        for (int p = 0; p < n; ++p) base += barrier_before(mode, p) ? unsigned(grid) : 0u;
       });
   {
     long long pr[8];
