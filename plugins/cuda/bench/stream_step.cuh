@@ -19,9 +19,8 @@
 //         groups).
 //   F16:  main [nsteps][64 B]; chunk c: lane l at 512c + 16l: step s = 8c + l/4, t = l & 3,
 //         elements 4h + e = values 16h + 4t + e of the step's 32.
-// stream_kernel pads x in shared memory by 16 floats every 2^PS values, stream5_kernel has
-// the lanes of odd j (Q8_0) or odd step (F16) take the other 16-value slice first: either
-// way the 8 lanes of a 16-byte load phase hit distinct banks.
+// x lies unpadded in shared memory: the lanes of odd j (Q8_0) or odd step (F16) take the
+// other 16-value slice first, so the 8 lanes of a 16-byte load phase hit distinct banks.
 #pragma once
 
 namespace stream {
@@ -38,15 +37,6 @@ struct SProd {
 };
 constexpr int kMaxProducts = 96;
 __constant__ SProd c_sp[kMaxProducts];
-
-template <bool kF16W>
-struct Fmt {
-  static constexpr int kPS = kF16W ? 5 : 6;
-};
-
-__host__ __device__ __forceinline__ int xpad(int k, int ps) {
-  return k + 16 * (k >> ps);
-}
 
 struct Chunk {
   uint4 v;
@@ -95,13 +85,14 @@ __device__ __forceinline__ float dot_chunk(const Chunk& k, int c, const float* x
   float acc = 0.f;
   const uint32_t w[4] = {k.v.x, k.v.y, k.v.z, k.v.w};
   if constexpr (kF16W) {
-    const int s = 8 * c + (lane >> 2), t = lane & 3;
+    const int s = 8 * c + (lane >> 2), t = lane & 3, sw = (lane >> 2) & 1;
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int kx = 32 * s + 16 * h + 4 * t;
-      const float4 x4 = *reinterpret_cast<const float4*>(xs + xpad(kx, Fmt<true>::kPS));
-      const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&w[2 * h]));
-      const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&w[2 * h + 1]));
+    for (int hi = 0; hi < 2; ++hi) {
+      const int h = hi ^ sw;
+      const float4 x4 = *reinterpret_cast<const float4*>(xs + 32 * s + 16 * h + 4 * t);
+      const uint32_t w0 = h ? w[2] : w[0], w1 = h ? w[3] : w[1];
+      const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&w0));
+      const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&w1));
       acc = fmaf(a.x, x4.x, acc);
       acc = fmaf(a.y, x4.y, acc);
       acc = fmaf(b.x, x4.z, acc);
@@ -113,10 +104,11 @@ __device__ __forceinline__ float dot_chunk(const Chunk& k, int c, const float* x
     for (int g = 0; g < 2; ++g) {
       float part = 0.f;
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int kx = 128 * s + 64 * j + 32 * g + 16 * h + 4 * t;
-        const float4 x4 = *reinterpret_cast<const float4*>(xs + xpad(kx, Fmt<false>::kPS));
-        const uint32_t q = w[2 * g + h];
+      for (int hi = 0; hi < 2; ++hi) {
+        const int h = hi ^ j;
+        const float4 x4 =
+            *reinterpret_cast<const float4*>(xs + 128 * s + 64 * j + 32 * g + 16 * h + 4 * t);
+        const uint32_t q = h ? w[2 * g + 1] : w[2 * g];
         part = fmaf(mm::sbyte_f32(q, 0), x4.x, part);
         part = fmaf(mm::sbyte_f32(q, 1), x4.y, part);
         part = fmaf(mm::sbyte_f32(q, 2), x4.z, part);
@@ -151,8 +143,7 @@ __global__ void __launch_bounds__(W * 32)
     if (mode == 0) persist::grid_barrier(bar, target);
     if (mode <= 1) {
       for (int i = 4 * int(threadIdx.x); i < P.cols; i += 4 * W * 32)
-        *reinterpret_cast<float4*>(xs + xpad(i, Fmt<kF16W>::kPS)) =
-            __ldcg(reinterpret_cast<const float4*>(P.x + i));
+        *reinterpret_cast<float4*>(xs + i) = __ldcg(reinterpret_cast<const float4*>(P.x + i));
       __syncthreads();
     }
     for (int r = first_row_of(p, gw, GW); r < P.rows; r += GW) {
@@ -172,7 +163,7 @@ __global__ void __launch_bounds__(W * 32)
   }
 }
 
-// ---- shared-memory staging: mbarriers, the TMA, x unpadded -------------------------------
+// ---- shared-memory staging: mbarriers, the TMA -------------------------------
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
   return uint32_t(__cvta_generic_to_shared(p));
 }
@@ -211,46 +202,6 @@ __device__ __forceinline__ void bulk_g2s(void* dst, const void* src, unsigned by
 #endif
 }
 
-template <bool kF16W>
-__device__ __forceinline__ float dot_chunk2(const Chunk& k, int c, const float* xs, int lane) {
-  float acc = 0.f;
-  const uint32_t w[4] = {k.v.x, k.v.y, k.v.z, k.v.w};
-  if constexpr (kF16W) {
-    const int s = 8 * c + (lane >> 2), t = lane & 3, sw = (lane >> 2) & 1;
-#pragma unroll
-    for (int hi = 0; hi < 2; ++hi) {
-      const int h = hi ^ sw;
-      const float4 x4 = *reinterpret_cast<const float4*>(xs + 32 * s + 16 * h + 4 * t);
-      const uint32_t w0 = h ? w[2] : w[0], w1 = h ? w[3] : w[1];
-      const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&w0));
-      const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&w1));
-      acc = fmaf(a.x, x4.x, acc);
-      acc = fmaf(a.y, x4.y, acc);
-      acc = fmaf(b.x, x4.z, acc);
-      acc = fmaf(b.y, x4.w, acc);
-    }
-  } else {
-    const int s = 4 * c + (lane >> 3), j = (lane >> 2) & 1, t = lane & 3;
-#pragma unroll
-    for (int g = 0; g < 2; ++g) {
-      float part = 0.f;
-#pragma unroll
-      for (int hi = 0; hi < 2; ++hi) {
-        const int h = hi ^ j;
-        const float4 x4 =
-            *reinterpret_cast<const float4*>(xs + 128 * s + 64 * j + 32 * g + 16 * h + 4 * t);
-        const uint32_t q = h ? w[2 * g + 1] : w[2 * g];
-        part = fmaf(mm::sbyte_f32(q, 0), x4.x, part);
-        part = fmaf(mm::sbyte_f32(q, 1), x4.y, part);
-        part = fmaf(mm::sbyte_f32(q, 2), x4.z, part);
-        part = fmaf(mm::sbyte_f32(q, 3), x4.w, part);
-      }
-      acc = fmaf(mm::f16_bits_to_f32(k.sa >> (16 * g)), part, acc);
-    }
-  }
-  return acc;
-}
-
 // mode 0: grid barriers; 1: none (x still copied for every product); 3: grid barriers only
 // before products p % 4 == 0 or 2 (a layer's q/k/v and gate/up, and the head: the two
 // grid-wide dependencies a layer that a dataflow step would keep, with o waiting per head
@@ -285,7 +236,7 @@ __device__ __forceinline__ float row_from_smem(const uint8_t* row, const SProd& 
     } else {
       k.sa = 0;
     }
-    acc += dot_chunk2<kF16W>(k, c, xs, lane);
+    acc += dot_chunk<kF16W>(k, c, xs, lane);
   }
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xFFFFFFFFu, acc, o);
@@ -560,7 +511,7 @@ double time_stream(const std::vector<SProd>& prods, int mode, cudaStream_t s, in
   auto* k = stream_kernel<kF16W, W, D>;
   int maxc = 0;
   for (const auto& p : prods) maxc = std::max(maxc, p.cols);
-  const size_t smem = size_t(xpad(maxc, Fmt<kF16W>::kPS)) * 4;
+  const size_t smem = size_t(maxc) * 4;
   CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   int sms = 0;
   const int per_sm = resident_per_sm(reinterpret_cast<const void*>(k), W * 32, smem, &sms);
