@@ -1,6 +1,8 @@
 #include "engine/offload.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 
 #include "gguf/types.h"
 #include "util/log.h"
@@ -161,6 +163,7 @@ Result<std::unique_ptr<Offload>> place_model(const model::Model& m, const Backen
     model::SliceDesc s = model::describe_slice(m, seg.begin, seg.end, seg.head, shape);
     ShimmyContext* ctx = nullptr;
     char err[512] = {0};
+    const auto t0 = std::chrono::steady_clock::now();
     if (plugin.api->create(seg.device, &s.desc, &ctx, err, sizeof err) != 0 || !ctx) {
       const std::string why = off->devices_[static_cast<size_t>(seg.device)].label +
                               " could not take layers " + std::to_string(seg.begin) + "-" +
@@ -174,7 +177,9 @@ Result<std::unique_ptr<Offload>> place_model(const model::Model& m, const Backen
       off->fallback_warn_ = true;
       return off;
     }
-    off->contexts_.push_back({ctx, seg});
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    off->contexts_.push_back({ctx, seg, secs});
   }
   return off;
 }
@@ -189,6 +194,24 @@ void log_placement(const Offload& off) {
     for (const auto& n : off.plan().notes) log::info(n);
   }
   log::info(off.summary());
+  for (const std::string& l : off.upload_lines()) log::info(l);
+}
+
+std::vector<std::string> Offload::upload_lines() const {
+  std::vector<std::string> out;
+  for (const Context& c : contexts_) {
+    const Segment& s = c.seg;
+    const uint64_t b = s.weight_bytes;
+    char rate[64] = "";
+    if (c.create_s > 0) std::snprintf(rate, sizeof rate, " (%.1f GB/s)", b / c.create_s / 1e9);
+    char secs[32];
+    std::snprintf(secs, sizeof secs, "%.2f s", c.create_s);
+    out.push_back(devices_[static_cast<size_t>(s.device)].label + ": layers " +
+                  std::to_string(s.begin) + "-" + std::to_string(s.end - 1) +
+                  (s.head ? " + output" : "") + " ready in " + secs + ", " + format_bytes(b) +
+                  " of weights uploaded" + rate);
+  }
+  return out;
 }
 
 }  // namespace shimmy::engine

@@ -52,6 +52,8 @@ class Offload {
   model::LayerPlan layer_plan() const;
   // Bytes each decode step reads from device d's memory (its segments' weights).
   uint64_t device_weight_bytes(int d) const;
+  // One line a device context: how long its creation (the weights' upload) took.
+  std::vector<std::string> upload_lines() const;
 
  private:
   friend Result<std::unique_ptr<Offload>> place_model(const model::Model&, const BackendOptions&,
@@ -59,6 +61,7 @@ class Offload {
   struct Context {
     ShimmyContext* ctx = nullptr;
     Segment seg;
+    double create_s = 0;  // wall time of the plugin's create (upload, KV, scratch)
   };
   Plan plan_;
   std::string backend_ = "cpu";
