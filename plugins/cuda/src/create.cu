@@ -18,13 +18,14 @@ struct Uploader {
   size_t off = 0;  // into c->weights
   char* err;
   size_t err_len;
+  UploadStaging* staging;  // page-locked double buffer (unusable: pageable uploads)
 
   int32_t matrix(const ShimmyTensor& t, DeviceWeight* out) {
     void* dst = c->weights + off;
     off += align_up(any_weight_device_bytes(t.type, t.rows, t.cols), 256);
-    SHIMMY_CUDA_TRY(
-        any_upload_weight(t.data, t.type, t.rows, t.cols, t.row_bytes, dst, out, c->stream),
-        "uploading a weight matrix");
+    SHIMMY_CUDA_TRY(any_upload_weight(t.data, t.type, t.rows, t.cols, t.row_bytes, dst, out,
+                                      c->stream, staging),
+                    "uploading a weight matrix");
     return 0;
   }
   // n matrices stacked row after row into one weight (slice.h stack_weights): each part is
@@ -36,7 +37,7 @@ struct Uploader {
     for (int i = 0; i < n; ++i) {
       DeviceWeight part;
       SHIMMY_CUDA_TRY(upload_weight(t[i]->data, t[i]->type, t[i]->rows, t[i]->cols, t[i]->row_bytes,
-                                    dst + bytes, &part, c->stream),
+                                    dst + bytes, &part, c->stream, staging),
                       "uploading a stacked weight matrix");
       rows += part.rows;
       bytes += part.row_bytes * static_cast<size_t>(part.rows);
@@ -48,22 +49,14 @@ struct Uploader {
     return 0;
   }
   // gate and up ([f, E] each, f % 8 == 0, the same row bytes) as one weight of 2f rows
-  // interleaved by 8 (mm/matmul.h matmul_swiglu): the rows are put in that order on the host.
+  // interleaved by 8 (mm/matmul.h matmul_swiglu): the upload takes the rows in that order.
   int32_t interleaved(const ShimmyTensor& gate, const ShimmyTensor& upw, DeviceWeight* out) {
-    const int64_t f = gate.rows;
-    const size_t rb = gate.row_bytes;
-    std::vector<uint8_t> host(static_cast<size_t>(2 * f) * rb);
-    for (int64_t r = 0; r < 2 * f; ++r) {
-      const int64_t src = interleave_src_row(r, f);
-      const auto* from = static_cast<const uint8_t*>(src < f ? gate.data : upw.data) +
-                         static_cast<size_t>(src < f ? src : src - f) * rb;
-      std::memcpy(host.data() + static_cast<size_t>(r) * rb, from, rb);
-    }
     void* dst = c->weights + off;
     SHIMMY_CUDA_TRY(
-        upload_weight(host.data(), gate.type, 2 * f, gate.cols, rb, dst, out, c->stream),
+        upload_weight(HostRows{gate.data, upw.data, gate.row_bytes, gate.rows}, gate.type,
+                      2 * gate.rows, gate.cols, dst, out, c->stream, staging),
         "uploading the interleaved gate/up weight");
-    off += align_up(static_cast<size_t>(out->row_bytes) * static_cast<size_t>(2 * f), 256);
+    off += align_up(out->row_bytes * static_cast<size_t>(2 * gate.rows), 256);
     return 0;
   }
   int32_t vector(const ShimmyTensor& t, const float** out) {
@@ -140,7 +133,10 @@ int32_t build(ShimmyContext* c, const ShimmyModelDesc& d, char* err, size_t err_
                   "clearing the attention counters");
   if (L.kv) SHIMMY_CUDA_TRY(cudaMemsetAsync(c->kv, 0, L.kv, c->stream), "clearing the KV cache");
 
-  Uploader up{c, 0, err, err_len};
+  // Two 32 MiB page-locked buffers: repacking overlaps the copies (mm/matmul.h).
+  UploadStaging staging;
+  staging.init(size_t(32) << 20);
+  Uploader up{c, 0, err, err_len, &staging};
   c->layers.resize(static_cast<size_t>(m.n_layers));
   for (int64_t l = 0; l < m.n_layers; ++l) {
     const ShimmyLayerWeights& w = d.layers[l];

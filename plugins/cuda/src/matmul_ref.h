@@ -29,9 +29,9 @@ inline size_t any_weight_device_bytes(uint32_t type, int64_t rows, int64_t cols)
 }
 inline cudaError_t any_upload_weight(const void* host, uint32_t type, int64_t rows, int64_t cols,
                                      size_t host_row_bytes, void* dst, DeviceWeight* out,
-                                     cudaStream_t s) {
+                                     cudaStream_t s, UploadStaging* staging = nullptr) {
   if (!use_ref(type, rows, cols))
-    return upload_weight(host, type, rows, cols, host_row_bytes, dst, out, s);
+    return upload_weight(host, type, rows, cols, host_row_bytes, dst, out, s, staging);
   const cudaError_t e = ref::upload_weight(host, type, rows, cols, host_row_bytes, dst, out, s);
   out->ref = true;
   return e;

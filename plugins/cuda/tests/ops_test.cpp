@@ -19,6 +19,7 @@
 #include "host_copy.h"
 #include "kernels.h"
 #include "mm/matmul.h"
+#include "mm/repack.h"
 
 using namespace shimmy;
 
@@ -559,6 +560,19 @@ TEST_P(CudaMatmulSwiglu, SameBitsAsProductThenSwiglu) {
   Dev<uint8_t> dw(cuda::weight_device_bytes(tid, rows, cols));
   cuda::DeviceWeight dwt;
   CUDA_OK(cuda::upload_weight(inter.data(), tid, rows, cols, rb, dw.p, &dwt, nullptr));
+  {  // The plugin's upload: the rows taken from [gate; up] in that order, through page-locked
+     // staging of a few rows (several chunks): the same device bytes.
+    Dev<uint8_t> dw2(cuda::weight_device_bytes(tid, rows, cols));
+    cuda::DeviceWeight dwt2;
+    cuda::UploadStaging staging;
+    CUDA_OK(staging.init(3 * dwt.row_bytes + 5));
+    ASSERT_TRUE(staging.ok());
+    CUDA_OK(cuda::upload_weight(cuda::HostRows{w.data(), w.data() + f * rb, rb, f}, tid, rows, cols,
+                                dw2.p, &dwt2, nullptr, &staging));
+    CUDA_OK(cudaStreamSynchronize(nullptr));
+    ASSERT_EQ(dwt2.row_bytes, dwt.row_bytes);
+    EXPECT_TRUE(dw2.get() == dw.get()) << "interleaved upload through staging differs";
+  }
   for (int64_t m : {1, 2, 7, 9, 16}) {
     SCOPED_TRACE(m);
     auto x = random_vec(m * cols, 44 + uint32_t(m));
@@ -591,6 +605,43 @@ INSTANTIATE_TEST_SUITE_P(Types, CudaMatmulSwiglu,
                                   "_" + std::to_string(i.param.f) + "x" +
                                   std::to_string(i.param.cols);
                          });
+
+// ---- the upload repack (mm/repack.h; no GPU needed) ---------------------------------------
+
+// repack_row writes a group's fields a word at a time; repack_row_reference one value at a
+// time. Any bytes are valid blocks (the repack only moves bits), so random rows cover every
+// field value.
+TEST(Repack, GroupPackersWriteTheReferenceBytes) {
+  const gguf::TensorType types[] = {
+      gguf::TensorType::F16,  gguf::TensorType::BF16,   gguf::TensorType::Q8_0,
+      gguf::TensorType::Q4_0, gguf::TensorType::Q4_1,   gguf::TensorType::Q5_0,
+      gguf::TensorType::Q5_1, gguf::TensorType::IQ4_NL, gguf::TensorType::Q2_K,
+      gguf::TensorType::Q3_K, gguf::TensorType::Q4_K,   gguf::TensorType::Q5_K,
+      gguf::TensorType::Q6_K, gguf::TensorType::F32};
+  std::mt19937 rng(51);
+  for (gguf::TensorType t : types) {
+    const uint32_t tid = static_cast<uint32_t>(t);
+    const bool k = gguf::type_traits(tid)->block_size == 256;
+    for (int64_t cols : {k ? int64_t(256) : int64_t(96), k ? int64_t(768) : int64_t(800),
+                         k ? int64_t(4352) : int64_t(4384)}) {
+      SCOPED_TRACE(std::string(gguf::type_name(tid)) + " cols " + std::to_string(cols));
+      const size_t rb = *gguf::row_bytes(t, uint64_t(cols));
+      const size_t db = cuda::weight_device_bytes(tid, 1, cols);
+      ASSERT_GT(db, 0u);
+      std::vector<uint8_t> src(rb), got(db, 0), want(db, 0);
+      for (int row = 0; row < 8; ++row) {
+        for (auto& b : src) b = uint8_t(rng());
+        std::fill(got.begin(), got.end(), 0);
+        std::fill(want.begin(), want.end(), 0);
+        ASSERT_TRUE(cuda::mm::repack_row(tid, src.data(), got.data(), cols));
+        ASSERT_TRUE(cuda::mm::repack_row_reference(tid, src.data(), want.data(), cols));
+        ASSERT_TRUE(got == want) << "row " << row;
+      }
+    }
+  }
+  EXPECT_FALSE(
+      cuda::mm::repack_row(static_cast<uint32_t>(gguf::TensorType::Q8_K), nullptr, nullptr, 256));
+}
 
 // ---- results back to the caller (host_copy.h; no GPU needed) -------------------------------
 

@@ -92,14 +92,15 @@ size_t x16_bytes(int64_t m, int64_t cols) {
 
 // Repacks rows [0, n) of a chunk on a few threads (load time; a 1B-parameter model has ~1e9
 // values to shuffle).
-void repack_rows(uint32_t type, const uint8_t* src, size_t src_stride, uint8_t* dst,
+void repack_rows(uint32_t type, const HostRows& src, int64_t first_row, uint8_t* dst,
                  size_t dst_stride, int64_t n, int64_t cols) {
   const int64_t work = n * cols;
   const int hw = int(std::max(1u, std::thread::hardware_concurrency()));
   const int nthreads = int(std::clamp<int64_t>(work / (1 << 20), 1, std::min(hw, 8)));
   auto run = [&](int64_t r0, int64_t r1) {
+    std::memset(dst + r0 * dst_stride, 0, size_t(r1 - r0) * dst_stride);  // layout padding
     for (int64_t r = r0; r < r1; ++r)
-      mm::repack_row(type, src + r * src_stride, dst + r * dst_stride, cols);
+      mm::repack_row(type, src.row(first_row + r), dst + r * dst_stride, cols);
   };
   if (nthreads == 1) {
     run(0, n);
@@ -146,35 +147,79 @@ size_t weight_device_bytes(uint32_t type, int64_t rows, int64_t cols) {
   return size_t(rows) * size_t(mm::row_layout(*f, cols).row_bytes);
 }
 
-cudaError_t upload_weight(const void* host, uint32_t type, int64_t rows, int64_t cols,
-                          size_t host_row_bytes, void* dst, DeviceWeight* out, cudaStream_t s) {
+const uint8_t* HostRows::row(int64_t r) const {
+  if (!second) return static_cast<const uint8_t*>(first) + size_t(r) * stride;
+  const int64_t i = interleave_src_row(r, f);
+  return i < f ? static_cast<const uint8_t*>(first) + size_t(i) * stride
+               : static_cast<const uint8_t*>(second) + size_t(i - f) * stride;
+}
+
+cudaError_t upload_weight(const HostRows& src, uint32_t type, int64_t rows, int64_t cols, void* dst,
+                          DeviceWeight* out, cudaStream_t s, UploadStaging* staging) {
   const mm::Format* f = mm::format_of(type);
   const mm::TypeOps* ops = ops_for(type);
-  if (!ops || !shape_ok(f, rows, cols) || !host || !dst || !out) return cudaErrorInvalidValue;
-  if (host_row_bytes < size_t(cols / f->block) * size_t(f->block_bytes))
-    return cudaErrorInvalidValue;
+  if (!ops || !shape_ok(f, rows, cols) || !src.first || !dst || !out) return cudaErrorInvalidValue;
+  if (src.stride < size_t(cols / f->block) * size_t(f->block_bytes)) return cudaErrorInvalidValue;
+  if (src.second && 2 * src.f != rows) return cudaErrorInvalidValue;
   if (cudaError_t e = ops->prepare(); e != cudaSuccess) return e;
   const mm::RowLayout l = mm::row_layout(*f, cols);
   const size_t rb = size_t(l.row_bytes);
-  // Repack through a bounded host buffer, a chunk of rows at a time.
-  const int64_t chunk = std::clamp<int64_t>(int64_t((64u << 20) / rb), 1, rows);
-  std::vector<uint8_t> buf(size_t(chunk) * rb);
-  const auto* src = static_cast<const uint8_t*>(host);
-  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
-    const int64_t n = std::min(chunk, rows - r0);
-    std::memset(buf.data(), 0, size_t(n) * rb);
-    repack_rows(type, src + size_t(r0) * host_row_bytes, host_row_bytes, buf.data(), rb, n, cols);
-    cudaError_t e = cudaMemcpyAsync(static_cast<uint8_t*>(dst) + size_t(r0) * rb, buf.data(),
-                                    size_t(n) * rb, cudaMemcpyHostToDevice, s);
-    if (e == cudaSuccess) e = cudaStreamSynchronize(s);  // buf is reused
-    if (e != cudaSuccess) return e;
-  }
   out->data = dst;
   out->type = type;
   out->rows = rows;
   out->cols = cols;
   out->row_bytes = rb;
+  if (staging && staging->ok() && rb <= staging->bytes_) {
+    // Chunk k + 1 is repacked into one buffer while chunk k's copy reads the other.
+    const int64_t chunk = std::min<int64_t>(int64_t(staging->bytes_ / rb), rows);
+    for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+      const int64_t n = std::min(chunk, rows - r0);
+      const int k = staging->next_;
+      staging->next_ ^= 1;
+      if (cudaError_t e = cudaEventSynchronize(staging->done_[k]); e != cudaSuccess) return e;
+      repack_rows(type, src, r0, staging->buf_[k], rb, n, cols);
+      cudaError_t e = cudaMemcpyAsync(static_cast<uint8_t*>(dst) + size_t(r0) * rb,
+                                      staging->buf_[k], size_t(n) * rb, cudaMemcpyHostToDevice, s);
+      if (e == cudaSuccess) e = cudaEventRecord(staging->done_[k], s);
+      if (e != cudaSuccess) return e;
+    }
+    return cudaSuccess;
+  }
+  // Through a bounded pageable buffer, a chunk of rows at a time.
+  const int64_t chunk = std::clamp<int64_t>(int64_t((64u << 20) / rb), 1, rows);
+  std::vector<uint8_t> buf(size_t(chunk) * rb);
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const int64_t n = std::min(chunk, rows - r0);
+    repack_rows(type, src, r0, buf.data(), rb, n, cols);
+    cudaError_t e = cudaMemcpyAsync(static_cast<uint8_t*>(dst) + size_t(r0) * rb, buf.data(),
+                                    size_t(n) * rb, cudaMemcpyHostToDevice, s);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(s);  // buf is reused
+    if (e != cudaSuccess) return e;
+  }
   return cudaSuccess;
+}
+
+cudaError_t UploadStaging::init(size_t bytes) {
+  for (int k = 0; k < 2; ++k) {
+    cudaError_t e = cudaMallocHost(reinterpret_cast<void**>(&buf_[k]), bytes);
+    if (e == cudaSuccess) e = cudaEventCreateWithFlags(&done_[k], cudaEventDisableTiming);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      return e;  // bytes_ stays 0: the pageable path
+    }
+  }
+  bytes_ = bytes;
+  return cudaSuccess;
+}
+
+UploadStaging::~UploadStaging() {
+  for (int k = 0; k < 2; ++k) {
+    if (done_[k]) {
+      cudaEventSynchronize(done_[k]);
+      cudaEventDestroy(done_[k]);
+    }
+    if (buf_[k]) cudaFreeHost(buf_[k]);
+  }
 }
 
 size_t matmul_workspace_bytes(const DeviceWeight& w, int64_t max_m) {

@@ -39,11 +39,55 @@ bool type_supported(uint32_t type);
 // when the type or the shape is not supported.
 size_t weight_device_bytes(uint32_t type, int64_t rows, int64_t cols);
 
-// Copies host rows (GGUF layout, host_row_bytes apart) into dst (weight_device_bytes big),
-// repacking if the kernels want another layout; fills *out. Repacks on the host through a
-// bounded staging buffer and synchronizes `s`.
-cudaError_t upload_weight(const void* host, uint32_t type, int64_t rows, int64_t cols,
-                          size_t host_row_bytes, void* dst, DeviceWeight* out, cudaStream_t s);
+// Where the rows of a weight lie on the host (GGUF layout): row r at first + r * stride, or,
+// with `second` (the interleaved gate/up weight of matmul_swiglu), source row
+// interleave_src_row(r, f) of [first: f rows; second: f rows].
+struct HostRows {
+  const void* first = nullptr;
+  const void* second = nullptr;
+  size_t stride = 0;
+  int64_t f = 0;
+  const uint8_t* row(int64_t r) const;
+};
+
+// Page-locked staging for the uploads of one load: two buffers, so the host repacks the next
+// chunk of rows while the copy engine moves the previous one (a pageable buffer costs a
+// driver-side copy and a synchronization per chunk). The caller synchronizes the stream
+// before the staging goes; the destructor waits for its copies too.
+class UploadStaging {
+ public:
+  UploadStaging() = default;
+  ~UploadStaging();
+  UploadStaging(const UploadStaging&) = delete;
+  UploadStaging& operator=(const UploadStaging&) = delete;
+  // Two buffers of `bytes` each; on failure the staging stays unusable (ok() false) and
+  // upload_weight takes its pageable path.
+  cudaError_t init(size_t bytes);
+  bool ok() const { return bytes_ != 0; }
+
+ private:
+  friend cudaError_t upload_weight(const HostRows&, uint32_t, int64_t, int64_t, void*,
+                                   DeviceWeight*, cudaStream_t, UploadStaging*);
+  uint8_t* buf_[2] = {nullptr, nullptr};
+  cudaEvent_t done_[2] = {nullptr, nullptr};  // the copy that last read buf_[k]
+  size_t bytes_ = 0;
+  int next_ = 0;
+};
+
+// Copies the host rows into dst (weight_device_bytes big), repacking if the kernels want
+// another layout; fills *out. Repacks on the host a chunk of rows at a time: through
+// `staging` when given and usable (asynchronous: the copies are queued on `s`), else through
+// a pageable buffer, synchronizing `s` after each chunk.
+cudaError_t upload_weight(const HostRows& host, uint32_t type, int64_t rows, int64_t cols,
+                          void* dst, DeviceWeight* out, cudaStream_t s,
+                          UploadStaging* staging = nullptr);
+// Rows host_row_bytes apart.
+inline cudaError_t upload_weight(const void* host, uint32_t type, int64_t rows, int64_t cols,
+                                 size_t host_row_bytes, void* dst, DeviceWeight* out,
+                                 cudaStream_t s, UploadStaging* staging = nullptr) {
+  return upload_weight(HostRows{host, nullptr, host_row_bytes, 0}, type, rows, cols, dst, out, s,
+                       staging);
+}
 
 // Scratch the product needs for up to max_m activation rows (0 while max_m <= 16).
 size_t matmul_workspace_bytes(const DeviceWeight& w, int64_t max_m);

@@ -12,4 +12,7 @@ namespace shimmy::cuda::mm {
 // the type is not computed or cols is not a multiple of its block size.
 bool repack_row(uint32_t type, const uint8_t* src, uint8_t* dst, int64_t cols);
 
+// The same bytes, one value at a time: the definition repack_row is tested against.
+bool repack_row_reference(uint32_t type, const uint8_t* src, uint8_t* dst, int64_t cols);
+
 }  // namespace shimmy::cuda::mm
