@@ -8,7 +8,8 @@
 #      GPU_CHECK_SANITIZE=1  also run the op tests under compute-sanitizer memcheck
 #      GPU_CHECK_BENCH=1  generate benchmark models (shimmy-gen-model) and run shimmy-cuda-bench
 #                         and shimmy bench on them; the copy bandwidth of the same call and
-#                         each model's single-stream share of it and 16-stream ratio
+#                         each model's single-stream share of it and 16-stream ratio, and
+#                         the time from start to the first token of `shimmy run`
 #      GPU_CHECK_BENCH_SHAPES  "shape:type ..." (default "tinyllama:Q4_0")
 #      OUT                folder for logs (default /tmp/gpu-check)
 set -uo pipefail
@@ -95,6 +96,12 @@ if [ "${GPU_CHECK_BENCH:-0}" = 1 ]; then
       --vocab-from "$fix/vocab/ggml-vocab-llama-spm.gguf" --threads "$(nproc)" > /dev/null
     "$gpu/shimmy-cuda-bench" "$f" --pp 512 --tg 128 --par 8 2>&1 | tee "$out/bench-$shape-$type.log"
     [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
+    # Start to the first generated token, model load included (the file is in the page
+    # cache by now): one `shimmy run` of one token, timed from outside.
+    t0=$(date +%s.%N)
+    "$gpu/shimmy" run -m "$f" -p Hello -n 1 --temp 0 --gpu-backend cuda > /dev/null 2> "$out/ttft-$shape-$type.log"
+    t1=$(date +%s.%N)
+    summary+=("bench $shape-$type: start to first token $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s;$(grep -o ' ready in .*' "$out/ttft-$shape-$type.log" | head -1)")
     # The product path: shimmy bench with the plugin (placement, tok/s, bandwidth share).
     "$gpu/shimmy" bench -m "$f" -p 512 -n 128 -r 3 --gpu-backend cuda 2>&1 | tee -a "$out/bench-$shape-$type.log"
     "$gpu/shimmy" bench -m "$f" -p 16 -n 64 -r 2 --parallel 16 --gpu-backend cuda 2>&1 | tail -2 | tee -a "$out/bench-$shape-$type.log"
