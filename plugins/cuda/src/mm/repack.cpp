@@ -255,34 +255,26 @@ void low_nibbles(const B& blk, uint8_t* q) {
   }
 }
 
-void fast_q4_0(const Packer& P, const uint8_t* src, int64_t nb) {
-  const auto* b = reinterpret_cast<const BlockQ4_0*>(src);
+// Q4_0, Q4_1 (d and m) and IQ4_NL (its nibbles are table indices).
+template <class B, bool kHasMin, bool kIndex>
+void fast_q4(const Packer& P, const uint8_t* src, int64_t nb) {
+  const auto* b = reinterpret_cast<const B*>(src);
   uint8_t q[32];
   for (int64_t i = 0; i < nb; ++i) {
-    std::memcpy(P.sa(i / 4) + 2 * (i % 4), &b[i].d, 2);
+    const int64_t s = i / 4;
+    const int G = int(i % 4);
+    if constexpr (kHasMin) {
+      std::memcpy(P.sa(s) + 4 * G, &b[i].d, 2);
+      std::memcpy(P.sa(s) + 4 * G + 2, &b[i].m, 2);
+    } else {
+      std::memcpy(P.sa(s) + 2 * G, &b[i].d, 2);
+    }
     low_nibbles(b[i], q);
-    P.nibbles(i / 4, int(i % 4), q);
-  }
-}
-
-void fast_iq4_nl(const Packer& P, const uint8_t* src, int64_t nb) {
-  const auto* b = reinterpret_cast<const BlockIQ4_NL*>(src);
-  uint8_t q[32];
-  for (int64_t i = 0; i < nb; ++i) {
-    std::memcpy(P.sa(i / 4) + 2 * (i % 4), &b[i].d, 2);
-    low_nibbles(b[i], q);
-    P.indices(i / 4, int(i % 4), q);
-  }
-}
-
-void fast_q4_1(const Packer& P, const uint8_t* src, int64_t nb) {
-  const auto* b = reinterpret_cast<const BlockQ4_1*>(src);
-  uint8_t q[32];
-  for (int64_t i = 0; i < nb; ++i) {
-    std::memcpy(P.sa(i / 4) + 4 * (i % 4), &b[i].d, 2);
-    std::memcpy(P.sa(i / 4) + 4 * (i % 4) + 2, &b[i].m, 2);
-    low_nibbles(b[i], q);
-    P.nibbles(i / 4, int(i % 4), q);
+    if constexpr (kIndex) {
+      P.indices(s, G, q);
+    } else {
+      P.nibbles(s, G, q);
+    }
   }
 }
 
@@ -414,9 +406,9 @@ Packers packers_of(uint32_t type) {
     case kBF16:
       return {fast_float<2>, pack_float<2>};
     case kQ4_0:
-      return {fast_q4_0, pack_q4_0};
+      return {fast_q4<BlockQ4_0, false, false>, pack_q4_0};
     case kQ4_1:
-      return {fast_q4_1, pack_q4_1};
+      return {fast_q4<BlockQ4_1, true, false>, pack_q4_1};
     case kQ5_0:
       return {fast_q5<BlockQ5_0, false>, pack_q5<BlockQ5_0, false>};
     case kQ5_1:
@@ -424,7 +416,7 @@ Packers packers_of(uint32_t type) {
     case kQ8_0:
       return {fast_q8_0, pack_q8_0};
     case kIQ4_NL:
-      return {fast_iq4_nl, pack_iq4_nl};
+      return {fast_q4<BlockIQ4_NL, false, true>, pack_iq4_nl};
     case kQ2_K:
       return {fast_q2_k, pack_q2_k};
     case kQ3_K:
