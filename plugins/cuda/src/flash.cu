@@ -1,175 +1,263 @@
-// Flash attention for prompt processing (kernels.h attention_flash): tensor cores (wmma,
-// f16 in, f32 accumulate) over 64-query x 64-key tiles with an online softmax, so the
-// n x n score matrix never leaves shared memory and K/V are read once per 64 queries.
+// Flash attention for prompt processing (kernels.h attention_flash) on tensor cores
+// (mma.sync m16n8k16, f16 in, f32 accumulate), FlashAttention-2 style: the scores, the
+// probabilities and the output stay in registers, K/V tiles stream through shared memory.
 //
-// Block (query tile, head h): 4 warps, warp w owns query rows 16w..16w+15 of the tile.
-// Per key tile [t0, t0 + 64) up to the tile's largest position:
-//   all:    K and V rows of kv head h / group -> shared memory (f16, zero past the end)
-//   warp:   S = Q K^T (wmma), s = S * scale, masked to keys <= the row's position
-//           online softmax per row (2 lanes a row): m, l, alpha = e^(m_old - m_new);
-//           P = f16(e^(s - m_new))  (the CPU rounds its normalised probabilities to f16)
-//           O = O * alpha + P V (wmma per 16 output dims, O in shared memory, f32)
+// Block (query tile of 64, head h): 4 warps, warp w owns query rows 16w..16w+15 of the tile;
+// its q rows are A fragments in registers (q is f16-rounded already, so exact).
+// Per key tile [t0, t0 + 64) up to the tile's largest position, double-buffered (cp.async,
+// the next tile's copy overlaps this one's math; rows past the largest position are zeros):
+//   S = Q K^T            8 mma n-tiles of 8 keys, K fragments by ldmatrix
+//   s = S * scale, -inf where key > the row's position
+//   online softmax per row (a quad of lanes holds a row's 64 scores): m, l, alpha
+//   P = f16(e^(s - m_new))  (the CPU rounds its normalised probabilities to f16), the
+//                           accumulator layout of S is the A layout of P V: no shuffle
+//   O = O * alpha + P V  V fragments by ldmatrix.trans
 // and finally att = O / l. All rows of the batch belong to one sequence slot (the caller
 // checks); their positions may be anything (a prompt continuing a cached prefix, too).
 #include <cuda_fp16.h>
-#include <mma.h>
 
 #include <cmath>
+#include <cstdint>
 
-#include "device_util.cuh"
 #include "kernels.h"
 
 namespace shimmy::cuda {
 namespace {
 
-using namespace nvcuda;
-
 constexpr int kQ = 64, kK = 64, kWarps = 4, kThreads = 32 * kWarps;
-constexpr int kSld = kK + 4;  // floats per S row
-constexpr int kPld = kK + 8;  // halves per P row
 
-struct FlashSmem {
-  int ld;  // halves per Q/K/V row (hd + 8)
-  size_t q, k, v, s, p, o, pos, bytes;
-};
-
-__host__ __device__ inline FlashSmem flash_smem(int hd) {
-  FlashSmem f;
-  f.ld = hd + 8;
-  size_t off = 0;
-  auto take = [&](size_t b) {
-    const size_t at = off;
-    off += (b + 127) / 128 * 128;
-    return at;
-  };
-  f.q = take(size_t(kQ) * f.ld * 2);
-  f.k = take(size_t(kK) * f.ld * 2);
-  f.v = take(size_t(kK) * f.ld * 2);
-  f.s = take(size_t(kWarps) * 16 * kSld * 4);
-  f.p = take(size_t(kWarps) * 16 * kPld * 2);
-  f.o = take(size_t(kQ) * (hd + 4) * 4);
-  f.pos = take(size_t(kQ) * 4 + kWarps * 16 * 4);  // row positions, then alpha per row
-  f.bytes = off;
-  return f;
+// ---- PTX (sm_80+) ----------------------------------------------------------------------
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return uint32_t(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void mma_f16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                        uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+// Four 8x8 b16 matrices; lane i gives the address of row i % 8 of matrix i / 8.
+__device__ __forceinline__ void ldsm4(uint32_t (&r)[4], const void* row) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_u32(row)));
+}
+__device__ __forceinline__ void ldsm4_trans(uint32_t (&r)[4], const void* row) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_u32(row)));
+}
+// 16 bytes, or 16 zero bytes when !ok (src is then not read).
+__device__ __forceinline__ void cp16_or_zero(void* dst, const void* src, bool ok) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
+               "r"(ok ? 16 : 0));
+}
+__device__ __forceinline__ void cp_commit() {
+  asm volatile("cp.async.commit_group;\n");
+}
+template <int N>
+__device__ __forceinline__ void cp_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+__device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
+  const __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&h);
 }
 
-__global__ void __launch_bounds__(kThreads) flash_kernel(AttnParams p, float scale) {
-  extern __shared__ __align__(128) unsigned char smem[];
-  const int hd = p.hd, h = blockIdx.y, group = p.n_head / p.n_head_kv, g = h / group;
-  const FlashSmem f = flash_smem(hd);
-  const int ld = f.ld, old = hd + 4;
-  __half* Qs = reinterpret_cast<__half*>(smem + f.q);
-  __half* Ks = reinterpret_cast<__half*>(smem + f.k);
-  __half* Vs = reinterpret_cast<__half*>(smem + f.v);
-  int* pos_s = reinterpret_cast<int*>(smem + f.pos);
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  float* Sw = reinterpret_cast<float*>(smem + f.s) + warp * 16 * kSld;
-  __half* Pw = reinterpret_cast<__half*>(smem + f.p) + warp * 16 * kPld;
-  float* Os = reinterpret_cast<float*>(smem + f.o);
-  float* alpha_w = reinterpret_cast<float*>(pos_s + kQ) + warp * 16;
+// Halves per K/V row in shared memory: 16 bytes of padding put the 8 rows of an ldmatrix
+// on distinct banks.
+template <int HD>
+constexpr int kLd = HD + 8;
+template <int HD>
+constexpr size_t kSmemBytes = size_t(2) * 2 * kK* kLd<HD> * 2;  // [K, V][2 buffers]
 
+template <int HD>
+__global__ void __launch_bounds__(kThreads) flash_kernel(AttnParams p, float scale) {
+  constexpr int LD = kLd<HD>, KS = HD / 16, NT = HD / 8;  // k steps of q, n-tiles of O
+  extern __shared__ __align__(128) unsigned char smem[];
+  __half* Ks = reinterpret_cast<__half*>(smem);  // [2][kK][LD]
+  __half* Vs = Ks + 2 * kK * LD;                 // [2][kK][LD]
+  __shared__ int pos_s[kQ];
+  const int h = blockIdx.y, group = p.n_head / p.n_head_kv, g = h / group;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, quad = lane & 3;
   const int i0 = blockIdx.x * kQ;
-  const int64_t Q = int64_t(p.n_head) * hd, KV = int64_t(p.n_head_kv) * hd;
-  // Rows of the tile: position (-1 past the batch), q as f16 (exact: q is f16-rounded).
-  for (int r = tid; r < kQ; r += kThreads) pos_s[r] = i0 + r < p.n_tokens ? p.pos[i0 + r] : -1;
-  for (int e = tid; e < kQ * hd; e += kThreads) {
-    const int r = e / hd, d = e % hd;
-    Qs[r * ld + d] =
-        __float2half_rn(i0 + r < p.n_tokens ? p.q[(i0 + r) * Q + int64_t(h) * hd + d] : 0.0f);
-  }
-  for (int e = tid; e < kQ * old; e += kThreads) Os[e] = 0.0f;
+  const int64_t Q = int64_t(p.n_head) * HD, KV = int64_t(p.n_head_kv) * HD;
+  if (tid < kQ) pos_s[tid] = i0 + tid < p.n_tokens ? p.pos[i0 + tid] : -1;
   __syncthreads();
   int max_pos = -1;
   for (int r = 0; r < kQ; ++r) max_pos = max(max_pos, pos_s[r]);
   const int64_t seq = p.seq[i0];
-  const __half* kc = static_cast<const __half*>(p.k_cache) + seq * p.max_ctx * KV + int64_t(g) * hd;
-  const __half* vc = static_cast<const __half*>(p.v_cache) + seq * p.max_ctx * KV + int64_t(g) * hd;
+  const __half* kc = static_cast<const __half*>(p.k_cache) + seq * p.max_ctx * KV + int64_t(g) * HD;
+  const __half* vc = static_cast<const __half*>(p.v_cache) + seq * p.max_ctx * KV + int64_t(g) * HD;
 
-  // This lane's row (2 lanes a row) and its running statistics.
-  const int row = lane >> 1, half_ = lane & 1;
-  const int my_pos = pos_s[warp * 16 + row];
-  float m_run = -INFINITY, l_run = 0.0f;
-
-  for (int t0 = 0; t0 <= max_pos; t0 += kK) {
-    __syncthreads();  // the previous tile's K/V are no longer read
-    const int chunks = hd / 8;
-    for (int e = tid; e < kK * chunks; e += kThreads) {
-      const int r = e / chunks, c = e % chunks;
-      uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
-      if (t0 + r <= max_pos) {
-        kv = *reinterpret_cast<const uint4*>(kc + int64_t(t0 + r) * KV + c * 8);
-        vv = *reinterpret_cast<const uint4*>(vc + int64_t(t0 + r) * KV + c * 8);
-      }
-      *reinterpret_cast<uint4*>(Ks + r * ld + c * 8) = kv;
-      *reinterpret_cast<uint4*>(Vs + r * ld + c * 8) = vv;
-    }
-    __syncthreads();
-
-    // S = Q K^T for this warp's 16 rows.
-    for (int j = 0; j < kK / 16; ++j) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::fill_fragment(acc, 0.0f);
-      for (int k = 0; k < hd / 16; ++k) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> a;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> b;
-        wmma::load_matrix_sync(a, Qs + warp * 16 * ld + k * 16, ld);
-        wmma::load_matrix_sync(b, Ks + j * 16 * ld + k * 16, ld);
-        wmma::mma_sync(acc, a, b, acc);
-      }
-      wmma::store_matrix_sync(Sw + j * 16, acc, kSld, wmma::mem_row_major);
-    }
-    __syncwarp();
-
-    // Online softmax: this lane takes 32 columns of its row.
-    float* srow = Sw + row * kSld + half_ * 32;
-    float mx = -INFINITY;
-    for (int c = 0; c < 32; ++c) {
-      const int key = t0 + half_ * 32 + c;
-      const float s = key <= my_pos ? srow[c] * scale : -INFINITY;
-      srow[c] = s;
-      mx = fmaxf(mx, s);
-    }
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-    const float m_new = fmaxf(m_run, mx);
-    float sum = 0.0f;
-    __half* prow = Pw + row * kPld + half_ * 32;
-    for (int c = 0; c < 32; ++c) {
-      const float e = m_new == -INFINITY ? 0.0f : expf(srow[c] - m_new);
-      sum += e;
-      prow[c] = __float2half_rn(e);
-    }
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    const float alpha = m_run == -INFINITY ? 0.0f : expf(m_run - m_new);
-    l_run = l_run * alpha + sum;
-    m_run = m_new;
-    if (half_ == 0) alpha_w[row] = alpha;
-    __syncwarp();
-
-    // O = O * alpha + P V, 16 output dims at a time through a 16x16 scratch (Sw, now free).
-    for (int dt = 0; dt < hd / 16; ++dt) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::fill_fragment(acc, 0.0f);
-      for (int k = 0; k < kK / 16; ++k) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> a;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::row_major> b;
-        wmma::load_matrix_sync(a, Pw + k * 16, kPld);
-        wmma::load_matrix_sync(b, Vs + k * 16 * ld + dt * 16, ld);
-        wmma::mma_sync(acc, a, b, acc);
-      }
-      wmma::store_matrix_sync(Sw, acc, kSld, wmma::mem_row_major);
-      __syncwarp();
-      float* orow = Os + (warp * 16 + row) * old + dt * 16 + half_ * 8;
-      const float* trow = Sw + row * kSld + half_ * 8;
-      for (int c = 0; c < 8; ++c) orow[c] = orow[c] * alpha_w[row] + trow[c];
-      __syncwarp();
+  // This lane's rows: r0 = 16w + lane / 4 and r1 = r0 + 8 of the tile.
+  const int r0 = warp * 16 + (lane >> 2), r1 = r0 + 8;
+  const int pos0 = pos_s[r0], pos1 = pos_s[r1];
+  uint32_t qa[KS][4];
+  {
+    const bool ok0 = i0 + r0 < p.n_tokens, ok1 = i0 + r1 < p.n_tokens;
+    const float* q0 = p.q + int64_t(i0 + r0) * Q + int64_t(h) * HD + 2 * quad;
+    const float* q1 = p.q + int64_t(i0 + r1) * Q + int64_t(h) * HD + 2 * quad;
+    const float2 z = make_float2(0.f, 0.f);
+#pragma unroll
+    for (int k = 0; k < KS; ++k) {
+      const float2 a = ok0 ? *reinterpret_cast<const float2*>(q0 + 16 * k) : z;
+      const float2 b = ok1 ? *reinterpret_cast<const float2*>(q1 + 16 * k) : z;
+      const float2 c = ok0 ? *reinterpret_cast<const float2*>(q0 + 16 * k + 8) : z;
+      const float2 d = ok1 ? *reinterpret_cast<const float2*>(q1 + 16 * k + 8) : z;
+      qa[k][0] = pack_half2(a.x, a.y);
+      qa[k][1] = pack_half2(b.x, b.y);
+      qa[k][2] = pack_half2(c.x, c.y);
+      qa[k][3] = pack_half2(d.x, d.y);
     }
   }
+  float o[NT][4];
+#pragma unroll
+  for (int d = 0; d < NT; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
 
-  const int r = warp * 16 + row;
-  if (i0 + r >= p.n_tokens) return;
-  const float inv = 1.0f / l_run;
-  float* out = p.att + int64_t(i0 + r) * Q + int64_t(h) * hd;
-  for (int d = half_; d < hd; d += 2) out[d] = Os[r * old + d] * inv;
+  // K/V rows [t0, t0 + kK) into buffer b: 16-byte pieces, zeros past max_pos.
+  auto load_tile = [&](int t0, int b) {
+    constexpr int kPieces = HD / 8;
+    for (int e = tid; e < kK * kPieces; e += kThreads) {
+      const int r = e / kPieces, c = e % kPieces;
+      const bool ok = t0 + r <= max_pos;
+      const int64_t at = (ok ? int64_t(t0 + r) * KV : 0) + c * 8;
+      cp16_or_zero(Ks + (b * kK + r) * LD + c * 8, kc + at, ok);
+      cp16_or_zero(Vs + (b * kK + r) * LD + c * 8, vc + at, ok);
+    }
+    cp_commit();
+  };
+  const int n_tiles = max_pos < 0 ? 0 : max_pos / kK + 1;
+  if (n_tiles > 0) load_tile(0, 0);
+  for (int t = 0; t < n_tiles; ++t) {
+    if (t + 1 < n_tiles) {
+      load_tile((t + 1) * kK, (t + 1) & 1);
+      cp_wait<1>();
+    } else {
+      cp_wait<0>();
+    }
+    __syncthreads();
+    const __half* Kb = Ks + (t & 1) * kK * LD;
+    const __half* Vb = Vs + (t & 1) * kK * LD;
+
+    // S = Q K^T: n-tile j holds keys 8j..8j+7. One ldmatrix.x4 gives the B fragments of
+    // n-tiles j and j + 1 for 16 dims: matrices (keys +0, dims +0), (+0, +8), (+8, +0), (+8, +8).
+    float s[8][4];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+#pragma unroll
+    for (int k = 0; k < KS; ++k) {
+#pragma unroll
+      for (int j = 0; j < 8; j += 2) {
+        uint32_t b[4];
+        ldsm4(b, Kb + (8 * j + (lane & 7) + 8 * (lane >> 4)) * LD + 16 * k + 8 * ((lane >> 3) & 1));
+        mma_f16(s[j], qa[k], b[0], b[1]);
+        mma_f16(s[j + 1], qa[k], b[2], b[3]);
+      }
+    }
+
+    // Scale, mask, online softmax. s[j][0..1]: row r0, keys 8j + 2 quad + {0, 1};
+    // s[j][2..3]: row r1, the same keys.
+    const int key0 = t * kK + 2 * quad;
+    float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int key = key0 + 8 * j + e;
+        s[j][e] = key <= pos0 ? s[j][e] * scale : -INFINITY;
+        s[j][2 + e] = key <= pos1 ? s[j][2 + e] * scale : -INFINITY;
+        mx0 = fmaxf(mx0, s[j][e]);
+        mx1 = fmaxf(mx1, s[j][2 + e]);
+      }
+    }
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+    const float n0 = fmaxf(m0, mx0), n1 = fmaxf(m1, mx1);
+    const float alpha0 = m0 == -INFINITY ? 0.f : expf(m0 - n0);
+    const float alpha1 = m1 == -INFINITY ? 0.f : expf(m1 - n1);
+    // P as the A fragments of P V: k-step kk covers keys 16kk..16kk+15 = n-tiles 2kk, 2kk + 1.
+    uint32_t pa[4][4];
+    float sum0 = 0.f, sum1 = 0.f;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const float e0 = n0 == -INFINITY ? 0.f : expf(s[j][0] - n0);
+      const float e1 = n0 == -INFINITY ? 0.f : expf(s[j][1] - n0);
+      const float e2 = n1 == -INFINITY ? 0.f : expf(s[j][2] - n1);
+      const float e3 = n1 == -INFINITY ? 0.f : expf(s[j][3] - n1);
+      sum0 += e0 + e1;
+      sum1 += e2 + e3;
+      pa[j >> 1][(j & 1) * 2] = pack_half2(e0, e1);
+      pa[j >> 1][(j & 1) * 2 + 1] = pack_half2(e2, e3);
+    }
+    sum0 += __shfl_xor_sync(0xffffffffu, sum0, 1);
+    sum0 += __shfl_xor_sync(0xffffffffu, sum0, 2);
+    sum1 += __shfl_xor_sync(0xffffffffu, sum1, 1);
+    sum1 += __shfl_xor_sync(0xffffffffu, sum1, 2);
+    l0 = l0 * alpha0 + sum0;
+    l1 = l1 * alpha1 + sum1;
+    m0 = n0;
+    m1 = n1;
+#pragma unroll
+    for (int d = 0; d < NT; ++d) {
+      o[d][0] *= alpha0;
+      o[d][1] *= alpha0;
+      o[d][2] *= alpha1;
+      o[d][3] *= alpha1;
+    }
+
+    // O += P V: one ldmatrix.x4.trans gives the B fragments of output n-tiles d and d + 1
+    // for 16 keys: matrices (keys +0, dims +0), (+8, +0), (+0, +8), (+8, +8).
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+#pragma unroll
+      for (int d = 0; d < NT; d += 2) {
+        uint32_t b[4];
+        ldsm4_trans(
+            b, Vb + (16 * kk + (lane & 7) + 8 * ((lane >> 3) & 1)) * LD + 8 * d + 8 * (lane >> 4));
+        mma_f16(o[d], pa[kk], b[0], b[1]);
+        mma_f16(o[d + 1], pa[kk], b[2], b[3]);
+      }
+    }
+    __syncthreads();  // the next iteration's copy reuses this tile's buffer
+  }
+
+  // att = O / l; o[d][0..1] = row r0, dims 8d + 2 quad + {0, 1}; o[d][2..3] = row r1.
+  const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+  if (i0 + r0 < p.n_tokens) {
+    float* out = p.att + int64_t(i0 + r0) * Q + int64_t(h) * HD + 2 * quad;
+#pragma unroll
+    for (int d = 0; d < NT; ++d)
+      *reinterpret_cast<float2*>(out + 8 * d) = make_float2(o[d][0] * inv0, o[d][1] * inv0);
+  }
+  if (i0 + r1 < p.n_tokens) {
+    float* out = p.att + int64_t(i0 + r1) * Q + int64_t(h) * HD + 2 * quad;
+#pragma unroll
+    for (int d = 0; d < NT; ++d)
+      *reinterpret_cast<float2*>(out + 8 * d) = make_float2(o[d][2] * inv1, o[d][3] * inv1);
+  }
+}
+
+template <int HD>
+void launch_flash(const AttnParams& p, cudaStream_t s) {
+  // Above 48 KiB a kernel must opt in, once per device.
+  static int done[64] = {};
+  int dev = 0;
+  cudaGetDevice(&dev);
+  if (dev < 64 && !done[dev]) {
+    cudaFuncSetAttribute(flash_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         static_cast<int>(kSmemBytes<HD>));
+    done[dev] = 1;
+  }
+  const float scale = 1.0f / sqrtf(static_cast<float>(HD));
+  const dim3 grid(static_cast<unsigned>((p.n_tokens + kQ - 1) / kQ),
+                  static_cast<unsigned>(p.n_head));
+  flash_kernel<HD><<<grid, kThreads, kSmemBytes<HD>, s>>>(p, scale);
 }
 
 }  // namespace
@@ -179,25 +267,31 @@ bool flash_supported(int hd, bool kv_f16) {
 }
 
 size_t flash_smem_bytes(int hd) {
-  return flash_smem(hd).bytes;
+  return size_t(2) * 2 * kK * size_t(hd + 8) * 2;  // kSmemBytes<hd>
 }
 
 void attention_flash(const AttnParams& p, cudaStream_t s) {
   if (p.n_tokens <= 0) return;
-  const size_t smem = flash_smem(p.hd).bytes;
-  // Above 48 KiB a kernel must opt in, once per device.
-  static int done[64] = {};
-  int dev = 0;
-  cudaGetDevice(&dev);
-  if (dev < 64 && !done[dev]) {
-    cudaFuncSetAttribute(flash_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         static_cast<int>(flash_smem(128).bytes));
-    done[dev] = 1;
+  switch (p.hd) {
+    case 16:
+      return launch_flash<16>(p, s);
+    case 32:
+      return launch_flash<32>(p, s);
+    case 48:
+      return launch_flash<48>(p, s);
+    case 64:
+      return launch_flash<64>(p, s);
+    case 80:
+      return launch_flash<80>(p, s);
+    case 96:
+      return launch_flash<96>(p, s);
+    case 112:
+      return launch_flash<112>(p, s);
+    case 128:
+      return launch_flash<128>(p, s);
+    default:
+      return;  // flash_supported() is false
   }
-  const float scale = 1.0f / sqrtf(static_cast<float>(p.hd));
-  const dim3 grid(static_cast<unsigned>((p.n_tokens + kQ - 1) / kQ),
-                  static_cast<unsigned>(p.n_head));
-  flash_kernel<<<grid, kThreads, smem, s>>>(p, scale);
 }
 
 }  // namespace shimmy::cuda
