@@ -111,6 +111,28 @@ double time_cooperative(const void* k, int grid, int threads, size_t smem, void*
   return double(ms[ms.size() / 2]) * 1e3;
 }
 
+// time_cooperative of a kernel taking (int n, unsigned* bar, unsigned base, int mode), on as
+// many blocks as are resident at once, with a grid-barrier counter of its own: a launch that
+// passes `barriers` grid barriers moves the target on by barriers x grid. 0 when the device
+// cannot hold a block.
+double time_barrier_kernel(const void* k, int threads, size_t smem, int n, int mode, int barriers,
+                           cudaStream_t s, int* blocks_out) {
+  int sms = 0;
+  const int per_sm = resident_per_sm(k, threads, smem, &sms);
+  if (per_sm == 0) return 0.0;
+  const int grid = sms * per_sm;
+  *blocks_out = grid;
+  unsigned* bar = nullptr;
+  CHECK(cudaMalloc(&bar, 256));
+  CHECK(cudaMemset(bar, 0, 256));
+  unsigned base = 0;
+  void* args[] = {&n, &bar, &base, &mode};
+  const double us = time_cooperative(
+      k, grid, threads, smem, args, s, [] {}, [&] { base += unsigned(barriers) * unsigned(grid); });
+  CHECK(cudaFree(bar));
+  return us;
+}
+
 // Captures `calls` invocations of enqueue(i, s) into a graph.
 template <class F>
 cudaGraphExec_t capture(cudaStream_t s, int calls, F&& enqueue) {
@@ -341,25 +363,9 @@ template <uint32_t T, int NT, int kDepth, int kW>
 double time_step(const std::vector<mm::MmArgs>& prods, int mode, cudaStream_t s, int* blocks_out) {
   CHECK(cudaMemcpyToSymbol(c_prods, prods.data(), prods.size() * sizeof(mm::MmArgs)));
   auto* k = step_kernel<T, NT, kDepth, kW>;
-  const size_t smem = mm::decode_smem(NT, kW);
-  int sms = 0;
-  const int per_sm = resident_per_sm(reinterpret_cast<const void*>(k), kW * 32, smem, &sms);
-  if (per_sm == 0) return 0.0;
-  const int grid = sms * per_sm;
-  *blocks_out = grid;
-  unsigned* bar = nullptr;
-  CHECK(cudaMalloc(&bar, 256));
-  CHECK(cudaMemset(bar, 0, 256));
-  int n = int(prods.size());
-  unsigned base = 0;
-  void* args[] = {&n, &bar, &base, &mode};
-  const double us = time_cooperative(
-      reinterpret_cast<const void*>(k), grid, kW * 32, smem, args, s, [] {},
-      [&] {
-        if (mode != 1) base += unsigned(n) * unsigned(grid);
-      });
-  CHECK(cudaFree(bar));
-  return us;
+  const int n = int(prods.size());
+  return time_barrier_kernel(reinterpret_cast<const void*>(k), kW * 32, mm::decode_smem(NT, kW), n,
+                             mode, mode != 1 ? n : 0, s, blocks_out);
 }
 
 // A product of the step (mm/ops.h args_for, with the SwiGLU epilogue for gate/up).

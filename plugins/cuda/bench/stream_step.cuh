@@ -513,24 +513,9 @@ double time_stream(const std::vector<SProd>& prods, int mode, cudaStream_t s, in
   for (const auto& p : prods) maxc = std::max(maxc, p.cols);
   const size_t smem = size_t(maxc) * 4;
   CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  int sms = 0;
-  const int per_sm = resident_per_sm(reinterpret_cast<const void*>(k), W * 32, smem, &sms);
-  if (per_sm == 0) return 0.0;
-  const int grid = sms * per_sm;
-  *blocks_out = grid;
-  unsigned* bar = nullptr;
-  CHECK(cudaMalloc(&bar, 256));
-  CHECK(cudaMemset(bar, 0, 256));
-  int n = int(prods.size());
-  unsigned base = 0;
-  void* args[] = {&n, &bar, &base, &mode};
-  const double us = time_cooperative(
-      reinterpret_cast<const void*>(k), grid, W * 32, smem, args, s, [] {},
-      [&] {
-        if (mode == 0) base += unsigned(n) * unsigned(grid);
-      });
-  CHECK(cudaFree(bar));
-  return us;
+  const int n = int(prods.size());
+  return time_barrier_kernel(reinterpret_cast<const void*>(k), W * 32, smem, n, mode,
+                             mode == 0 ? n : 0, s, blocks_out);
 }
 
 inline SProd sprod_of(const shimmy::cuda::DeviceWeight& w, const float* x, float* y) {
