@@ -68,14 +68,17 @@ __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
 
 // Halves per K/V row in shared memory: 16 bytes of padding put the 8 rows of an ldmatrix
 // on distinct banks.
-template <int HD>
-constexpr int kLd = HD + 8;
-template <int HD>
-constexpr size_t kSmemBytes = size_t(2) * 2 * kK* kLd<HD> * 2;  // [K, V][2 buffers]
+__host__ __device__ constexpr int row_halves(int hd) {
+  return hd + 8;
+}
+// Dynamic shared memory of a block: [K, V][2 buffers][kK rows].
+constexpr size_t smem_bytes(int hd) {
+  return size_t(2) * 2 * kK * size_t(row_halves(hd)) * 2;
+}
 
 template <int HD>
 __global__ void __launch_bounds__(kThreads) flash_kernel(AttnParams p, float scale) {
-  constexpr int LD = kLd<HD>, KS = HD / 16, NT = HD / 8;  // k steps of q, n-tiles of O
+  constexpr int LD = row_halves(HD), KS = HD / 16, NT = HD / 8;  // k steps of q, n-tiles of O
   extern __shared__ __align__(128) unsigned char smem[];
   __half* Ks = reinterpret_cast<__half*>(smem);  // [2][kK][LD]
   __half* Vs = Ks + 2 * kK * LD;                 // [2][kK][LD]
@@ -251,13 +254,13 @@ void launch_flash(const AttnParams& p, cudaStream_t s) {
   cudaGetDevice(&dev);
   if (dev < 64 && !done[dev]) {
     cudaFuncSetAttribute(flash_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         static_cast<int>(kSmemBytes<HD>));
+                         static_cast<int>(smem_bytes(HD)));
     done[dev] = 1;
   }
   const float scale = 1.0f / sqrtf(static_cast<float>(HD));
   const dim3 grid(static_cast<unsigned>((p.n_tokens + kQ - 1) / kQ),
                   static_cast<unsigned>(p.n_head));
-  flash_kernel<HD><<<grid, kThreads, kSmemBytes<HD>, s>>>(p, scale);
+  flash_kernel<HD><<<grid, kThreads, smem_bytes(HD), s>>>(p, scale);
 }
 
 }  // namespace
@@ -267,7 +270,7 @@ bool flash_supported(int hd, bool kv_f16) {
 }
 
 size_t flash_smem_bytes(int hd) {
-  return size_t(2) * 2 * kK * size_t(hd + 8) * 2;  // kSmemBytes<hd>
+  return smem_bytes(hd);
 }
 
 void attention_flash(const AttnParams& p, cudaStream_t s) {
