@@ -11,6 +11,12 @@ namespace shimmy::engine {
 
 namespace {
 
+// "layers 0-21 + output": what a segment runs, for its messages.
+std::string segment_layers(const Segment& s) {
+  return "layers " + std::to_string(s.begin) + "-" + std::to_string(s.end - 1) +
+         (s.head ? " + output" : "");
+}
+
 // Sizes from the file: what the CPU keeps, and the fallback when a plugin cannot say.
 PlacementInput file_input(const model::Model& m, const BackendOptions& o,
                           const model::SliceShape& shape) {
@@ -166,9 +172,7 @@ Result<std::unique_ptr<Offload>> place_model(const model::Model& m, const Backen
     const auto t0 = std::chrono::steady_clock::now();
     if (plugin.api->create(seg.device, &s.desc, &ctx, err, sizeof err) != 0 || !ctx) {
       const std::string why = off->devices_[static_cast<size_t>(seg.device)].label +
-                              " could not take layers " + std::to_string(seg.begin) + "-" +
-                              std::to_string(seg.end - 1) + (seg.head ? " + output" : "") + ": " +
-                              err;
+                              " could not take " + segment_layers(seg) + ": " + err;
       for (auto& c : off->contexts_) plugin.api->destroy(c.ctx);
       off->contexts_.clear();
       if (!may_fall_back) return make_error(why);
@@ -200,16 +204,12 @@ void log_placement(const Offload& off) {
 std::vector<std::string> Offload::upload_lines() const {
   std::vector<std::string> out;
   for (const Context& c : contexts_) {
-    const Segment& s = c.seg;
-    const uint64_t b = s.weight_bytes;
-    char rate[64] = "";
-    if (c.create_s > 0) std::snprintf(rate, sizeof rate, " (%.1f GB/s)", b / c.create_s / 1e9);
-    char secs[32];
+    const uint64_t b = c.seg.weight_bytes;
+    char secs[32], rate[64] = "";
     std::snprintf(secs, sizeof secs, "%.2f s", c.create_s);
-    out.push_back(devices_[static_cast<size_t>(s.device)].label + ": layers " +
-                  std::to_string(s.begin) + "-" + std::to_string(s.end - 1) +
-                  (s.head ? " + output" : "") + " ready in " + secs + ", " + format_bytes(b) +
-                  " of weights uploaded" + rate);
+    if (c.create_s > 0) std::snprintf(rate, sizeof rate, " (%.1f GB/s)", b / c.create_s / 1e9);
+    out.push_back(devices_[static_cast<size_t>(c.seg.device)].label + ": " + segment_layers(c.seg) +
+                  " ready in " + secs + ", " + format_bytes(b) + " of weights uploaded" + rate);
   }
   return out;
 }
